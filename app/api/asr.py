@@ -1,0 +1,124 @@
+"""whisper-asr-webservice contract: POST /asr and POST /detect-language (Speakr, curl).
+
+Parameters come from the query string or form fields alike; unknown ones are ignored, as
+whisper-asr-webservice does (Speakr sends a few that only some servers understand).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from app.api.params import Fields
+from app.api.uploads import saved_upload, upload_name
+from app.domain import DecodeOptions
+from app.errors import InvalidRequest
+from app.languages import language_name
+from app.services.transcriber import Transcriber
+from app.writers import writer_for
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["whisper-asr-webservice"])
+
+
+def _q(description: str) -> Any:
+    """A documented optional query parameter (also accepted as a form field)."""
+    return Query(None, description=description)
+
+
+OUTPUTS = ("json", "text", "txt", "srt", "vtt", "tsv")
+
+
+async def _fields(request: Request) -> Fields:
+    return Fields(request.query_params, await request.form())
+
+
+def _speaker_limits(fields: Fields) -> tuple[int | None, int | None, int | None]:
+    num = fields.integer("num_speakers", minimum=1)
+    low = fields.integer("min_speakers", minimum=1)
+    high = fields.integer("max_speakers", minimum=1)
+    if low is not None and high is not None and low > high:
+        raise InvalidRequest(
+            f"min_speakers ({low}) is greater than max_speakers ({high}).", param="min_speakers"
+        )
+    return num, low, high
+
+
+@router.post("/asr", summary="Transcribe or translate an audio file")
+async def asr(
+    request: Request,
+    audio_file: Annotated[UploadFile | None, File(description="Audio or video file")] = None,
+    task: str | None = _q("transcribe (default) or translate (to English)"),
+    language: str | None = _q("Language code (en, es, ...); unset = detect"),
+    model: str | None = _q("Model name, e.g. base, tiny.en, large-v3; unset = default"),
+    initial_prompt: str | None = _q("Text that conditions the first window"),
+    hotwords: str | None = _q("Words to favour; prepended to every window's prompt"),
+    output: str | None = _q("json (default), text, txt, srt, vtt, tsv"),
+    output_format: str | None = _q("Alias of output"),
+    encode: str | None = _q("true (default): decode with FFmpeg; false: raw s16le 16 kHz mono PCM"),
+    word_timestamps: str | None = _q("true (default): per-word times"),
+    vad_filter: str | None = _q("true (default): skip non-speech with Silero VAD"),
+    diarize: str | None = _q("Speaker labels (not in this version: reported as skipped)"),
+    num_speakers: str | None = _q("Exact number of speakers"),
+    min_speakers: str | None = _q("Minimum number of speakers"),
+    max_speakers: str | None = _q("Maximum number of speakers"),
+) -> Response:
+    fields = await _fields(request)
+    fmt = fields.choice("output_format", "output", options=OUTPUTS, default="json")
+    encoded = fields.boolean("encode", default=True)
+    options = DecodeOptions(
+        task=fields.choice("task", options=("transcribe", "translate"), default="transcribe"),  # type: ignore[arg-type]
+        language=fields.language(),
+        initial_prompt=fields.text("initial_prompt"),
+        hotwords=fields.text("hotwords"),
+        word_timestamps=fields.boolean("word_timestamps", default=True),
+        vad_filter=fields.boolean("vad_filter", default=True),
+    )
+    _speaker_limits(fields)
+    wants_speakers = fields.boolean("diarize", "enable_diarization", default=False)
+    transcriber: Transcriber = request.app.state.transcriber
+    settings = request.app.state.settings
+    async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
+        transcript = await transcriber.transcribe(
+            path, model=fields.text("model"), options=options, encoded=encoded
+        )
+    if wants_speakers:
+        note = "diarization skipped: speaker diarization is not available in this version"
+        log.warning(note)
+        transcript = replace(transcript, notes=(*transcript.notes, note))
+    writer = writer_for(fmt)
+    filename = f"{upload_name(audio_file)}.{writer.extension}"
+    headers = {
+        "Asr-Engine": request.app.state.engine.name,
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+    }
+    body = writer.write(transcript)
+    return Response(body, media_type=writer.media_type, headers=headers)
+
+
+@router.post("/detect-language", summary="Detect the spoken language")
+async def detect_language(
+    request: Request,
+    audio_file: Annotated[UploadFile | None, File(description="Audio or video file")] = None,
+    model: str | None = _q("Multilingual model to use; unset = default"),
+    encode: str | None = _q("true (default): decode with FFmpeg; false: raw PCM"),
+) -> JSONResponse:
+    fields = await _fields(request)
+    transcriber: Transcriber = request.app.state.transcriber
+    settings = request.app.state.settings
+    async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
+        guess = await transcriber.detect_language(
+            path, model=fields.text("model"), encoded=fields.boolean("encode", default=True)
+        )
+    return JSONResponse(
+        {
+            "detected_language": language_name(guess.code),
+            "language_code": guess.code,
+            "confidence": round(guess.probability, 4),
+        }
+    )

@@ -1,0 +1,174 @@
+"""OpenAI-compatible /v1 audio and model endpoints, usable by the official SDK unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from app.api.openai_schemas import ModelList, ModelObject, TranscriptionJson, usage_of, verbose
+from app.api.params import Fields
+from app.api.uploads import saved_upload
+from app.domain import DecodeOptions, Task
+from app.errors import InvalidRequest, NotFound, UnsupportedParameter
+from app.services.transcriber import Transcriber
+from app.writers import SrtWriter, VttWriter
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("word", "segment")
+_COMMON_FIELDS = {
+    "file",
+    "model",
+    "prompt",
+    "response_format",
+    "temperature",
+    "stream",
+    "chunking_strategy",
+    "language",
+}
+_TRANSCRIBE_FIELDS = _COMMON_FIELDS | {
+    "timestamp_granularities[]",
+    "timestamp_granularities",
+    "include[]",
+    "include",
+}
+
+
+def _f(description: str) -> Any:
+    return Form(None, description=description)
+
+
+def _reject_unknown(fields: Fields, allowed: set[str]) -> None:
+    for key in sorted(fields.keys() - allowed):
+        raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
+
+
+def _granularities(form: Any) -> set[str]:
+    values = [*form.getlist("timestamp_granularities[]"), *form.getlist("timestamp_granularities")]
+    chosen = {str(v).strip() for v in values if str(v).strip()}
+    for value in chosen - set(GRANULARITIES):
+        raise InvalidRequest(
+            f"Invalid timestamp granularity '{value}': use 'word' and/or 'segment'.",
+            param="timestamp_granularities",
+        )
+    return chosen
+
+
+def _check_unsupported(fields: Fields, form: Any) -> None:
+    if fields.boolean("stream", default=False):
+        raise UnsupportedParameter("Streaming is not supported; send stream=false.", param="stream")
+    include = [str(v) for v in (*form.getlist("include[]"), *form.getlist("include")) if v]
+    if include:
+        raise UnsupportedParameter(
+            f"include={include} is not supported by this server.", param="include"
+        )
+    strategy = fields.text("chunking_strategy")
+    if strategy not in (None, "auto"):
+        raise UnsupportedParameter(
+            "Only chunking_strategy='auto' is supported (speech is always split by VAD).",
+            param="chunking_strategy",
+        )
+
+
+async def _run(request: Request, file: UploadFile | None, task: Task) -> Response:
+    form = await request.form()
+    fields = Fields({}, form)
+    _reject_unknown(fields, _TRANSCRIBE_FIELDS if task == "transcribe" else _COMMON_FIELDS)
+    _check_unsupported(fields, form)
+    fmt = fields.choice("response_format", options=RESPONSE_FORMATS, default="json")
+    granularities = _granularities(form) if task == "transcribe" else set()
+    if granularities and fmt != "verbose_json":
+        raise InvalidRequest(
+            "timestamp_granularities requires response_format=verbose_json.",
+            param="timestamp_granularities",
+        )
+    options = DecodeOptions(
+        task=task,
+        language=fields.language(),
+        initial_prompt=fields.text("prompt"),
+        temperature=fields.number("temperature", minimum=0.0, maximum=1.0),
+        word_timestamps="word" in granularities,
+    )
+    transcriber: Transcriber = request.app.state.transcriber
+    limit = request.app.state.settings.max_file_size_bytes
+    async with saved_upload(file, limit, field="file") as path:
+        transcript = await transcriber.transcribe(path, model=fields.text("model"), options=options)
+    if fmt == "text":
+        return PlainTextResponse(transcript.text + "\n")
+    if fmt == "srt":
+        return PlainTextResponse(SrtWriter().write(transcript))
+    if fmt == "vtt":
+        return PlainTextResponse(VttWriter().write(transcript))
+    if fmt == "verbose_json":
+        body = verbose(
+            transcript,
+            segments=not granularities or "segment" in granularities,
+            words="word" in granularities,
+        )
+        return JSONResponse(body.model_dump(exclude_none=True))
+    usage = usage_of(transcript) if task == "transcribe" else None
+    return JSONResponse(
+        TranscriptionJson(text=transcript.text, usage=usage).model_dump(exclude_none=True)
+    )
+
+
+File_ = Annotated[UploadFile | None, File(description="Audio file (any FFmpeg format)")]
+
+
+@router.post("/audio/transcriptions", summary="Transcribe audio (OpenAI-compatible)")
+async def transcriptions(
+    request: Request,
+    file: File_ = None,
+    model: str | None = _f("whisper-1 or a model name such as base, tiny.en, large-v3"),
+    language: str | None = _f("ISO-639-1 code of the spoken language; unset = detect"),
+    prompt: str | None = _f("Text that conditions the transcription"),
+    response_format: str | None = _f("json, text, srt, vtt or verbose_json"),
+    temperature: str | None = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling"),
+) -> Response:
+    return await _run(request, file, "transcribe")
+
+
+@router.post("/audio/translations", summary="Translate audio to English (OpenAI-compatible)")
+async def translations(
+    request: Request,
+    file: File_ = None,
+    model: str | None = _f("whisper-1 or a multilingual model name"),
+    prompt: str | None = _f("English text that conditions the translation"),
+    response_format: str | None = _f("json, text, srt, vtt or verbose_json"),
+    temperature: str | None = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling"),
+) -> Response:
+    return await _run(request, file, "translate")
+
+
+def _model_objects_sync(registry: Any) -> dict[str, ModelObject]:
+    names = ["whisper-1", *registry.available_names()]
+    return {
+        name: ModelObject(id=name, created=registry.created(name), owned_by="whisperx-service")
+        for name in names
+    }
+
+
+async def _model_objects(request: Request) -> dict[str, ModelObject]:
+    # available_names() may probe the hub: keep it off the event loop.
+    return await asyncio.to_thread(_model_objects_sync, request.app.state.registry)
+
+
+@router.get("/models", response_model=ModelList, summary="Models this server can serve")
+async def list_models(request: Request) -> ModelList:
+    return ModelList(data=list((await _model_objects(request)).values()))
+
+
+@router.get("/models/{model_id:path}", response_model=ModelObject, summary="One model")
+async def retrieve_model(request: Request, model_id: str) -> ModelObject:
+    found = (await _model_objects(request)).get(model_id)
+    if found is None:
+        raise NotFound(
+            f"The model '{model_id}' does not exist on this server.",
+            param="model",
+            code="model_not_found",
+        )
+    return found

@@ -1,0 +1,100 @@
+"""OpenAI's audio response shapes, field for field (what the official SDK parses)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel
+
+from app.domain import Transcript
+from app.languages import language_name
+from app.writers import seconds
+
+
+class Usage(BaseModel):
+    type: Literal["duration"] = "duration"
+    seconds: int
+
+
+class TranscriptionJson(BaseModel):
+    text: str
+    usage: Usage | None = None
+
+
+class VerboseSegment(BaseModel):
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class VerboseWord(BaseModel):
+    word: str
+    start: float
+    end: float
+
+
+class VerboseTranscription(BaseModel):
+    task: Literal["transcribe", "translate"]
+    language: str
+    duration: float
+    text: str
+    segments: list[VerboseSegment] | None = None
+    words: list[VerboseWord] | None = None
+    usage: Usage | None = None
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+def usage_of(transcript: Transcript) -> Usage:
+    return Usage(seconds=math.ceil(transcript.duration_ms / 1000))
+
+
+def verbose(transcript: Transcript, *, segments: bool, words: bool) -> VerboseTranscription:
+    return VerboseTranscription(
+        task=transcript.task,
+        language=language_name(transcript.language),
+        duration=seconds(transcript.duration_ms),
+        text=transcript.text,
+        segments=[
+            VerboseSegment(
+                id=s.id,
+                seek=s.seek,
+                start=seconds(s.start_ms),
+                end=seconds(s.end_ms),
+                text=s.text,
+                tokens=list(s.tokens),
+                temperature=s.temperature,
+                avg_logprob=s.avg_logprob,
+                compression_ratio=s.compression_ratio,
+                no_speech_prob=s.no_speech_prob,
+            )
+            for s in transcript.segments
+        ]
+        if segments
+        else None,
+        words=[
+            VerboseWord(word=w.text.strip(), start=seconds(w.start_ms), end=seconds(w.end_ms))
+            for w in transcript.words
+        ]
+        if words
+        else None,
+        usage=usage_of(transcript) if transcript.task == "transcribe" else None,
+    )

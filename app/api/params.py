@@ -1,0 +1,94 @@
+"""Parsing of loosely typed request fields (query strings and form fields are all strings)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.datastructures import UploadFile
+
+from app.errors import InvalidRequest
+from app.languages import normalize_language
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class Fields:
+    """Query parameters and form fields of one request, read as one mapping (form wins)."""
+
+    def __init__(self, query: Mapping[str, str], form: Mapping[str, Any]) -> None:
+        self._values: dict[str, str] = {k: v for k, v in query.items()}
+        for key, value in form.items():
+            if not isinstance(value, UploadFile):
+                self._values[key] = str(value)
+
+    def keys(self) -> set[str]:
+        return set(self._values)
+
+    def text(self, *names: str) -> str | None:
+        """First non-empty value among `names` (aliases), stripped; None if absent."""
+        for name in names:
+            value = self._values.get(name)
+            if value is not None and value.strip() != "":
+                return value.strip()
+        return None
+
+    def boolean(self, *names: str, default: bool) -> bool:
+        raw = self.text(*names)
+        if raw is None:
+            return default
+        low = raw.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise InvalidRequest(f"'{names[0]}' must be true or false, not '{raw}'.", param=names[0])
+
+    def integer(self, name: str, *, minimum: int | None = None) -> int | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidRequest(f"'{name}' must be an integer, not '{raw}'.", param=name) from None
+        if minimum is not None and value < minimum:
+            raise InvalidRequest(f"'{name}' must be at least {minimum}, not {value}.", param=name)
+        return value
+
+    def number(self, name: str, *, minimum: float, maximum: float) -> float | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidRequest(f"'{name}' must be a number, not '{raw}'.", param=name) from None
+        if not minimum <= value <= maximum:
+            raise InvalidRequest(
+                f"'{name}' must be between {minimum:g} and {maximum:g}.", param=name
+            )
+        return value
+
+    def choice(self, *names: str, options: tuple[str, ...], default: str) -> str:
+        raw = self.text(*names)
+        if raw is None:
+            return default
+        if raw.lower() not in options:
+            raise InvalidRequest(
+                f"'{names[0]}' must be one of {', '.join(options)}; got '{raw}'.", param=names[0]
+            )
+        return raw.lower()
+
+    def language(self, name: str = "language") -> str | None:
+        raw = self.text(name)
+        if raw is None or raw.lower() == "auto":
+            return None
+        code = normalize_language(raw)
+        if code is None:
+            raise InvalidRequest(
+                f"Unknown language '{raw}': use an ISO-639-1 code such as 'en' or 'es'.",
+                param=name,
+            )
+        return code

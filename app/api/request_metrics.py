@@ -1,0 +1,63 @@
+"""ASGI middleware: count requests and time them, labelled by endpoint and outcome."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Fixed label values keep the metric's cardinality bounded whatever paths clients send.
+_ENDPOINTS = (
+    "/asr",
+    "/detect-language",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/models",
+    "/health",
+    "/metrics",
+    "/queue-metrics",
+    "/",
+)
+
+
+def endpoint_label(path: str) -> str:
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{id}"
+    return path if path in _ENDPOINTS else "other"
+
+
+def status_label(status: int) -> str:
+    if status < 400:
+        return "ok"
+    return f"http_{status}"
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics = getattr(scope["app"].state, "metrics", None)
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        outcome = "error"
+        try:
+            await self.app(scope, receive, recording_send)
+            outcome = status_label(status)
+        finally:
+            if metrics is not None:
+                endpoint = endpoint_label(scope.get("path", ""))
+                metrics.requests.labels(endpoint=endpoint, status=outcome).inc()
+                metrics.request_duration.labels(endpoint=endpoint).observe(
+                    time.perf_counter() - started
+                )

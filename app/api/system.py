@@ -1,0 +1,82 @@
+"""Service endpoints: /, /health, /metrics, /queue-metrics."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import __version__
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/", summary="What this service is")
+async def root(request: Request) -> JSONResponse:
+    state = request.app.state
+    return JSONResponse(
+        {
+            "name": "whisperx-service",
+            "version": __version__,
+            "engine": state.engine.name,
+            "default_model": state.registry.default_model(),
+            "docs": "/docs",
+            "endpoints": [
+                "/asr",
+                "/detect-language",
+                "/v1/audio/transcriptions",
+                "/v1/audio/translations",
+                "/v1/models",
+                "/health",
+                "/metrics",
+                "/queue-metrics",
+            ],
+        }
+    )
+
+
+@router.get("/health", summary="Liveness and what is loaded")
+async def health(request: Request) -> JSONResponse:
+    state = request.app.state
+    return JSONResponse(
+        {
+            "status": "healthy",
+            "device": state.engine.device,
+            "compute_type": state.engine.compute_type,
+            "engine": state.engine.name,
+            "default_model": state.registry.default_model(),
+            "loaded_models": state.model_cache.loaded(),
+            "serve_mode": "simple",
+            "uptime_s": round(time.monotonic() - state.started_at, 1),
+        }
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    state = request.app.state
+    state.metrics.loaded_models.set(len(state.model_cache.loaded()))
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/queue-metrics", summary="Admission queue state")
+async def queue_metrics(request: Request) -> JSONResponse:
+    admission = request.app.state.admission
+    stats = admission.stats
+    waited = stats.completed + stats.running
+    return JSONResponse(
+        {
+            "queued": stats.queued,
+            "running": stats.running,
+            "capacity": admission.capacity,
+            "max_queue_size": admission.max_queue,
+            "completed": stats.completed,
+            "rejected": stats.rejected,
+            "wait_seconds": {
+                "mean": round(stats.total_wait_s / waited, 3) if waited else 0.0,
+                "max": round(stats.max_wait_s, 3),
+            },
+        }
+    )

@@ -1,0 +1,59 @@
+"""Uploads: copied to a private temporary file (removed afterwards), size limit enforced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from starlette.datastructures import UploadFile
+
+from app.errors import EmptyUpload, InvalidRequest, UploadTooLarge
+
+_COPY_CHUNK = 1024 * 1024
+
+
+def _copy_limited(src: BinaryIO, dst: BinaryIO, limit: int) -> int:
+    written = 0
+    while chunk := src.read(_COPY_CHUNK):
+        written += len(chunk)
+        if written > limit:
+            raise UploadTooLarge(
+                f"The file is larger than MAX_FILE_SIZE_MB ({limit / 1048576:g} MiB).",
+                param="file",
+            )
+        dst.write(chunk)
+    return written
+
+
+@asynccontextmanager
+async def saved_upload(
+    upload: UploadFile | None, limit_bytes: int, *, field: str
+) -> AsyncIterator[Path]:
+    """Yield a path holding the upload's bytes; the file is deleted on exit, always."""
+    if upload is None or not isinstance(upload, UploadFile):
+        raise InvalidRequest(
+            f"No audio file was sent: attach it as the '{field}' form field.", param=field
+        )
+    suffix = Path(upload.filename or "").suffix[:16]
+    fd, name = tempfile.mkstemp(prefix="asr-upload-", suffix=suffix)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = await asyncio.to_thread(_copy_limited, upload.file, out, limit_bytes)
+        if size == 0:
+            raise EmptyUpload("The uploaded file is empty.", param=field)
+        yield path
+    finally:
+        await upload.close()
+        path.unlink(missing_ok=True)
+
+
+def upload_name(upload: UploadFile | None) -> str:
+    """A safe stem for Content-Disposition: the client's name without its extension."""
+    raw = Path((upload.filename if upload else None) or "audio").stem or "audio"
+    return "".join(c if c.isalnum() or c in "-_. " else "_" for c in raw)[:100]

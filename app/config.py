@@ -1,0 +1,101 @@
+"""Service settings: one pydantic-settings class, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineName = Literal["auto", "mlx", "ctranslate2"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Names match the README's `.env` section."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    asr_engine: EngineName = "auto"
+    """ASR engine: `auto` picks MLX on macOS arm64 and CTranslate2 elsewhere."""
+
+    device: str = "auto"
+    """Device for inference: `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `mps`."""
+
+    compute_type: str = "auto"
+    """CTranslate2 compute type: `auto` (int8 on CPU, float16 on CUDA), `int8`, `float16`,
+    `float32`, `int8_float16`, ... Ignored by the MLX engine."""
+
+    batch_size: int = Field(default=1, ge=1, le=128)
+    """Segments decoded together. 1 = sequential decoding with temperature fallback and
+    previous-text conditioning (best quality); >1 = faster-whisper's batched pipeline over
+    VAD chunks (faster on GPUs; one temperature, no conditioning). Ignored by MLX."""
+
+    cpu_threads: int = Field(default=0, ge=0)
+    """Threads per CTranslate2 model on CPU; 0 = one per core."""
+
+    hf_token: SecretStr | None = None
+    """Hugging Face token, for gated hub models (diarization). Never logged."""
+
+    preload_model: str | None = None
+    """Model loaded at start-up and used when a request names none. Unset = the best
+    bundled model (base, else tiny.en)."""
+
+    openai_whisper1_model: str | None = None
+    """Model the OpenAI alias `whisper-1` maps to. Unset = the default model."""
+
+    port: int = Field(default=9001, ge=1, le=65535)
+    """TCP port `entrypoint.sh` binds (uvicorn's `--port` wins when run directly)."""
+
+    cache_dir: Path = Path.home() / ".cache" / "whisperx-service"
+    """Where assembled bundled models (e.g. base from its two package parts) are kept."""
+
+    models_dir: Path | None = None
+    """Folder of local CTranslate2 models, one sub-folder per model name
+    (e.g. `<models_dir>/large-v3/model.bin`). Unset = `<cache_dir>/models`."""
+
+    hf_home: Path | None = None
+    """Hugging Face cache root (exported as HF_HOME). Unset = huggingface_hub's default."""
+
+    hf_hub_offline: bool = False
+    """True = never contact the hub; only bundled, local and already cached models serve."""
+
+    max_file_size_mb: float = Field(default=1024, gt=0)
+    """Largest accepted upload, in MiB; larger uploads get 413 while still streaming."""
+
+    gpu_concurrency: int = Field(default=1, ge=1, le=64)
+    """Transcriptions that run at once (a semaphore around inference)."""
+
+    max_queue_size: int = Field(default=32, ge=0)
+    """Requests that may wait for a permit; past it, 503 with Retry-After. 0 = no waiting."""
+
+    model_keep_alive_seconds: float = Field(default=0, ge=0)
+    """Unload a model idle this long, in seconds. 0 = keep models loaded forever."""
+
+    model_eviction_interval_seconds: float = Field(default=60, ge=0)
+    """How often idle models are swept, in seconds (floor 30)."""
+
+    hub_timeout_seconds: float = Field(default=3.0, gt=0)
+    """How long the hub reachability probe may take, in seconds, before the hub is
+    considered unreachable (so a request never hangs on a download that cannot start)."""
+
+    log_level: str = "INFO"
+    """Python logging level for the service's own loggers."""
+
+    @field_validator("model_eviction_interval_seconds")
+    @classmethod
+    def _eviction_floor(cls, value: float) -> float:
+        return max(value, 30.0)
+
+    @field_validator("preload_model", "openai_whisper1_model", "hf_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def max_file_size_bytes(self) -> int:
+        return int(self.max_file_size_mb * 1024 * 1024)
+
+    @property
+    def local_models_dir(self) -> Path:
+        return self.models_dir or self.cache_dir / "models"

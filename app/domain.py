@@ -1,0 +1,89 @@
+"""Domain types shared by engines, writers and routers. Times are integer milliseconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Task = Literal["transcribe", "translate"]
+
+
+@dataclass(frozen=True)
+class Word:
+    start_ms: int
+    end_ms: int
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start_ms: int
+    end_ms: int
+    text: str
+    words: tuple[Word, ...] = ()
+    seek: int = 0
+    tokens: tuple[int, ...] = ()
+    temperature: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    segments: tuple[Segment, ...]
+    language: str
+    language_probability: float
+    duration_ms: int
+    task: Task = "transcribe"
+    model: str = ""
+    word_timestamps: str | None = None
+    """Where word times came from: `whisper-dtw`, or None when words were not requested."""
+    notes: tuple[str, ...] = ()
+    """Degradations worth telling the client about (e.g. a stage that was skipped)."""
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments).strip()
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What one request asks of the ASR engine. Built per request, never shared."""
+
+    task: Task = "transcribe"
+    language: str | None = None
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    temperature: float | None = None
+    """None or 0 = greedy with fallback to higher temperatures on failure (Whisper's
+    default schedule); > 0 = sample at exactly this temperature."""
+    word_timestamps: bool = False
+    vad_filter: bool = True
+    beam_size: int = 5
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    code: str
+    probability: float
+    all_probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Decoded audio: mono float32 samples at 16 kHz."""
+
+    samples: object  # numpy.ndarray; kept untyped so the domain has no numpy import
+    sample_rate: int = 16000
+
+    @property
+    def duration_ms(self) -> int:
+        return int(len(self.samples) * 1000 / self.sample_rate)  # type: ignore[arg-type]

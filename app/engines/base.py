@@ -1,0 +1,47 @@
+"""The interface every ASR engine implements, so the pipeline never sees engine types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from app.domain import Audio, DecodeOptions, LanguageGuess, Transcript
+
+# Whisper's fallback schedule: start greedy, re-decode hotter when a window fails the
+# compression-ratio or log-probability checks.
+FALLBACK_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def temperature_schedule(temperature: float | None) -> tuple[float, ...]:
+    """OpenAI semantics: 0 (or unset) = automatic fallback; > 0 = exactly that temperature."""
+    if not temperature:
+        return FALLBACK_TEMPERATURES
+    return (float(temperature),)
+
+
+def prompt_with_hotwords(prompt: str | None, hotwords: str | None) -> str | None:
+    """Fold hotwords into the decoding prompt for engines without a hotwords feature:
+    Whisper conditions on the prompt's text, which biases it toward those spellings."""
+    parts = [p.strip() for p in (hotwords, prompt) if p and p.strip()]
+    return " ".join(parts) or None
+
+
+class LoadedModel(Protocol):
+    """A Whisper model in memory, able to serve many requests (options are per call)."""
+
+    name: str
+    english_only: bool
+
+    def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript: ...
+
+    def detect_language(self, audio: Audio) -> LanguageGuess: ...
+
+    def unload(self) -> None: ...
+
+
+class Engine(Protocol):
+    name: str
+    device: str
+    compute_type: str
+
+    def load(self, name: str, path: Path) -> LoadedModel: ...

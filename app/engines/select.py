@@ -1,0 +1,41 @@
+"""Pick the ASR engine: MLX on Apple Silicon, CTranslate2 elsewhere (ASR_ENGINE overrides)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from app.config import Settings
+from app.engines.base import Engine
+from app.errors import EngineUnavailable
+
+
+def is_apple_silicon() -> bool:
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+def engine_name(settings: Settings) -> str:
+    if settings.asr_engine != "auto":
+        return settings.asr_engine
+    return "mlx" if is_apple_silicon() else "ctranslate2"
+
+
+def build_engine(settings: Settings) -> Engine:
+    name = engine_name(settings)
+    if name == "ctranslate2":
+        try:
+            from app.engines.ctranslate2_engine import CTranslate2Engine
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise EngineUnavailable(
+                f"ASR_ENGINE=ctranslate2 needs faster-whisper installed ({exc})."
+            ) from exc
+        return CTranslate2Engine(
+            settings.device,
+            settings.compute_type,
+            settings.batch_size,
+            settings.cpu_threads,
+            settings.gpu_concurrency,
+        )
+    raise EngineUnavailable(
+        "ASR_ENGINE=mlx is not available in this version; use ASR_ENGINE=ctranslate2."
+    )

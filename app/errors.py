@@ -1,0 +1,89 @@
+"""Service exceptions and the one table that maps them to HTTP status codes.
+
+Routers and services raise these; `app/error_handlers.py` renders them in the error shape of
+the API family that the request belongs to (OpenAI's under /v1, FastAPI's `detail` elsewhere).
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class: a failure with a message that is safe and useful to show the client."""
+
+    code: str = "internal_error"
+    error_type: str = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(ServiceError):
+    code = "invalid_request"
+    error_type = "invalid_request_error"
+
+
+class UnsupportedParameter(InvalidRequest):
+    code = "unsupported_parameter"
+
+
+class ModelNotAvailable(InvalidRequest):
+    code = "model_not_found"
+
+
+class AudioDecodeError(InvalidRequest):
+    code = "invalid_audio"
+
+
+class EmptyUpload(AudioDecodeError):
+    code = "empty_file"
+
+
+class UploadTooLarge(ServiceError):
+    code = "file_too_large"
+    error_type = "invalid_request_error"
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    error_type = "invalid_request_error"
+
+
+class QueueFull(ServiceError):
+    code = "queue_full"
+    error_type = "server_error"
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class EngineUnavailable(ServiceError):
+    code = "engine_unavailable"
+    error_type = "server_error"
+
+
+# Exception -> status. The most specific class wins (walk the MRO).
+STATUS_BY_ERROR: dict[type[ServiceError], int] = {
+    InvalidRequest: 400,
+    UploadTooLarge: 413,
+    NotFound: 404,
+    QueueFull: 503,
+    EngineUnavailable: 503,
+    ServiceError: 500,
+}
+
+
+def status_for(error: ServiceError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def is_retryable(status: int) -> bool:
+    """Whether a client (the OpenAI SDK reads `x-should-retry`) should try again."""
+    return status in (408, 409, 429) or status >= 500

@@ -1,0 +1,119 @@
+"""The app factory: every service is built in the lifespan and lives on app.state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import asr, openai_routes, system
+from app.api.error_handlers import install_error_handlers
+from app.api.request_metrics import RequestMetricsMiddleware
+from app.api.upload_limit import UploadLimitMiddleware
+from app.config import Settings
+from app.engines.select import build_engine
+from app.metrics import Metrics
+from app.models.hub import HubClient
+from app.models.registry import ModelRegistry
+from app.services.admission import Admission
+from app.services.model_cache import ModelCache
+from app.services.transcriber import Transcriber
+
+log = logging.getLogger("app")
+
+
+def _configure_environment(settings: Settings) -> None:
+    # pyannote.audio reports usage to its maintainers unless told not to; users' audio
+    # metadata must never leave their machine.
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+    if settings.hf_home:
+        os.environ["HF_HOME"] = str(settings.hf_home)
+    if settings.hf_hub_offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+async def _evict_periodically(app: FastAPI, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.model_eviction_interval_seconds)
+        evicted = await asyncio.to_thread(
+            app.state.model_cache.evict_idle, settings.model_keep_alive_seconds
+        )
+        for name in evicted:
+            app.state.metrics.evictions.labels(model=name).inc()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    _configure_environment(settings)
+    state = app.state
+    state.started_at = time.monotonic()
+    state.metrics = Metrics()
+    state.hub = HubClient(settings)
+    state.registry = ModelRegistry(settings, state.hub)
+    state.engine = build_engine(settings)
+    state.model_cache = ModelCache(state.engine, state.registry)
+    state.admission = Admission(settings.gpu_concurrency, settings.max_queue_size)
+    state.transcriber = Transcriber(
+        state.registry, state.model_cache, state.admission, state.metrics
+    )
+    state.metrics.info.info(
+        {
+            "version": __version__,
+            "engine": state.engine.name,
+            "device": state.engine.device,
+            "compute_type": state.engine.compute_type,
+            "serve_mode": "simple",
+        }
+    )
+    default = await asyncio.to_thread(state.registry.default_model)
+    log.info(
+        "engine=%s device=%s compute_type=%s default_model=%s",
+        state.engine.name,
+        state.engine.device,
+        state.engine.compute_type,
+        default,
+    )
+    if settings.preload_model:
+        await state.transcriber.preload(settings.preload_model)
+    sweeper = None
+    if settings.model_keep_alive_seconds > 0:
+        sweeper = asyncio.create_task(_evict_periodically(app, settings))
+    try:
+        yield
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await asyncio.to_thread(state.model_cache.unload_all)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = FastAPI(
+        title="whisperx-service",
+        version=__version__,
+        description="Self-hosted speech-to-text: whisper-asr-webservice and OpenAI-compatible "
+        "APIs on Whisper, offline first.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(asr.router)
+    app.include_router(openai_routes.router)
+    # Last added runs first: metrics see every answer, the 413s of the upload limit included.
+    app.add_middleware(UploadLimitMiddleware, max_file_bytes=settings.max_file_size_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
+    return app

@@ -1,0 +1,53 @@
+"""Prometheus metrics, on a registry owned by one app (tests build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+_AUDIO_BUCKETS = (1, 5, 15, 30, 60, 300, 600, 1800, 3600, 7200, 14400)
+_SIZE_BUCKETS = (0.1, 0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "whisperx_requests",
+            "Requests by endpoint and outcome",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "whisperx_request_duration_seconds",
+            "End-to-end handler time",
+            ["endpoint"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.active = Gauge(
+            "whisperx_active_transcriptions", "Transcriptions in flight", registry=r
+        )
+        self.loaded_models = Gauge("whisperx_loaded_models", "Whisper models in memory", registry=r)
+        self.evictions = Counter(
+            "whisperx_model_evictions", "Models unloaded when idle", ["model"], registry=r
+        )
+        self.audio_duration = Histogram(
+            "whisperx_audio_duration_seconds",
+            "Duration of submitted audio",
+            buckets=_AUDIO_BUCKETS,
+            registry=r,
+        )
+        self.audio_size = Histogram(
+            "whisperx_audio_size_megabytes",
+            "Size of submitted files",
+            buckets=_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.vram = Gauge(
+            "whisperx_vram_allocated_bytes",
+            "CUDA allocated memory, MLX active memory, or 0",
+            registry=r,
+        )
+        self.info = Info("whisperx_service", "Static facts about this service", registry=r)
