@@ -58,7 +58,7 @@ def _decode_container(path: Path) -> Audio:
         if not container.streams.audio:
             raise AudioDecodeError("The file has no audio track.", param="file")
         stream = container.streams.audio[0]
-        declared_s = _declared_duration(container, stream)
+        declared_s = _wav_declared_duration(path) or _declared_duration(container, stream)
         chunks = _decode_stream(container, stream)
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     decoded_s = len(samples) / SAMPLE_RATE
@@ -107,6 +107,27 @@ def _declared_duration(container: av.container.InputContainer, stream: av.AudioS
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
         return container.duration / av.time_base
+    return 0.0
+
+
+def _wav_declared_duration(path: Path) -> float:
+    """Seconds a RIFF/WAVE header declares. FFmpeg estimates WAV durations from the file
+    size, so a cut-off WAV would otherwise look whole. 0 = not a WAV or size unknown."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0.0
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(head):
+        chunk_id, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk_id == b"fmt " and pos + 16 <= len(head):
+            byte_rate = int.from_bytes(head[pos + 16 : pos + 20], "little")
+        if chunk_id == b"data":
+            # Streaming writers leave the size as 0 or 0xFFFFFFFF when they do not know it.
+            if byte_rate <= 0 or size in (0, 0xFFFFFFFF):
+                return 0.0
+            return size / byte_rate
+        pos += 8 + size + (size & 1)
     return 0.0
 
 

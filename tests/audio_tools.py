@@ -1,0 +1,93 @@
+"""Test helpers: fixture paths, re-encoding audio into other containers, text normalisation."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+FIXTURES = Path(__file__).parent / "fixtures"
+JFK = FIXTURES / "jfk_style.flac"
+CONVERSATION = FIXTURES / "conversation.flac"
+SPANISH = FIXTURES / "spanish.flac"
+JFK_WORDS = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+
+
+def pyannote_sample() -> tuple[Path, Path]:
+    """pyannote.audio's own 30 s two-speaker sample and its reference transcript (.stm)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyannote.audio")  # locate without importing torch
+    assert spec is not None and spec.origin is not None
+    root = Path(spec.origin).parent / "sample"
+    return root / "sample.wav", root / "sample.stm"
+
+
+@dataclass(frozen=True)
+class Turn:
+    speaker: str
+    start: float
+    end: float
+    text: str
+
+
+def conversation_turns() -> list[Turn]:
+    return [Turn(**t) for t in json.loads((FIXTURES / "conversation.json").read_text())]
+
+
+# extension -> (container format, codec, sample rate)
+CONTAINERS: dict[str, tuple[str, str, int]] = {
+    "wav": ("wav", "pcm_s16le", 16000),
+    "mp3": ("mp3", "libmp3lame", 16000),
+    "m4a": ("ipod", "aac", 16000),
+    "flac": ("flac", "flac", 16000),
+    "aac": ("adts", "aac", 16000),
+    "ogg": ("ogg", "libopus", 48000),
+    "wma": ("asf", "wmav2", 16000),
+    "mp4": ("mp4", "aac", 16000),
+    "avi": ("avi", "libmp3lame", 16000),
+    "mov": ("mov", "aac", 16000),
+    "mkv": ("matroska", "libopus", 48000),
+    "webm": ("webm", "libopus", 48000),
+    "3gp": ("3gp", "aac", 16000),
+}
+
+
+def encode(src: Path, dst: Path) -> Path:
+    """Re-encode `src` into the container named by dst's extension, with PyAV."""
+    fmt, codec, rate = CONTAINERS[dst.suffix.lstrip(".")]
+    with av.open(str(src)) as source, av.open(str(dst), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        stream.bit_rate = 64000  # wmav2 refuses to open without one
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
+        for frame in source.decode(audio=0):
+            frame.pts = None
+            for resampled in resampler.resample(frame):
+                for packet in stream.encode(resampled):
+                    out.mux(packet)
+        for resampled in resampler.resample(None):
+            for packet in stream.encode(resampled):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return dst
+
+
+def normalize(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level Levenshtein distance over the reference length."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
+        previous = current
+    return previous[-1] / max(len(ref), 1)

@@ -1,0 +1,193 @@
+"""End to end: the real service, a real bundled model, real speech, over real HTTP (/asr)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import srt
+import webvtt
+from audio_tools import (
+    CONTAINERS,
+    CONVERSATION,
+    JFK,
+    JFK_WORDS,
+    SPANISH,
+    conversation_turns,
+    encode,
+    normalize,
+    pyannote_sample,
+    wer,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _clock_seconds(clock: str) -> float:
+    hours, minutes, secs = clock.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(secs)
+
+
+def asr(client: httpx.Client, path: Path, **params: str) -> httpx.Response:
+    with path.open("rb") as f:
+        return client.post("/asr", params=params, files={"audio_file": (path.name, f)})
+
+
+def test_jfk_json_has_the_words_and_ordered_timings(client: httpx.Client) -> None:
+    response = asr(client, JFK, model="tiny.en", output="json")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["language"] == "en"
+    text = " ".join(s["text"] for s in body["segments"])
+    assert wer(JFK_WORDS, text) <= 0.1, text
+    assert body["text"] == body["segments"]  # whisper-asr-webservice's legacy shape
+    duration = body["duration"]
+    assert 8.0 < duration < 8.5
+    previous_end = 0.0
+    for segment in body["segments"]:
+        assert previous_end - 0.01 <= segment["start"] < segment["end"] <= duration + 0.01
+        previous_end = segment["end"]
+        last = segment["start"] - 0.01
+        for word in segment["words"]:
+            assert last <= word["start"] <= word["end"] <= duration + 0.01
+            assert 0.0 <= word["score"] <= 1.0
+            last = word["start"]
+    assert [w["word"] for w in body["word_segments"]][:4] == ["And", "so,", "my", "fellow"] or (
+        normalize(" ".join(w["word"] for w in body["word_segments"]))[:4]
+        == ["and", "so", "my", "fellow"]
+    )
+    assert body["word_timestamps"] == "whisper-dtw"
+
+
+def test_word_times_fall_inside_the_spoken_turns(client: httpx.Client) -> None:
+    """The conversation fixture has known turn boundaries with 1 s pauses between them."""
+    body = asr(client, CONVERSATION, model="tiny.en").json()
+    turns = conversation_turns()
+    words = body["word_segments"]
+    assert len(words) >= 30
+    for word in words:
+        containing = [t for t in turns if t.start - 0.6 <= word["start"] <= t.end + 0.3]
+        assert containing, f"{word} starts in a pause between turns"
+    heard = " ".join(w["word"] for w in words)
+    assert wer(" ".join(t.text for t in turns), heard) <= 0.15, heard
+
+
+def test_real_human_speech_matches_reference(client: httpx.Client) -> None:
+    """pyannote's sample: 30 s of two people on a phone line, with a reference transcript."""
+    wav, stm = pyannote_sample()
+    reference = " ".join(line.split(maxsplit=5)[5] for line in stm.read_text().splitlines())
+    body = asr(client, wav, model="base", language="en").json()
+    hypothesis = " ".join(s["text"] for s in body["segments"])
+    assert wer(reference, hypothesis) < 0.3, hypothesis
+    assert "new jersey" in " ".join(normalize(hypothesis))
+
+
+@pytest.mark.parametrize("output", ["srt", "vtt", "tsv", "txt", "text"])
+def test_every_text_format_parses(client: httpx.Client, output: str) -> None:
+    response = asr(client, CONVERSATION, model="tiny.en", output=output)
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    assert "attachment" in disposition and "conversation." in disposition
+    body = response.text
+    if output == "srt":
+        assert response.headers["content-type"].startswith("application/x-subrip")
+        cues = list(srt.parse(body))
+        starts = [c.start.total_seconds() for c in cues]
+        texts = [c.content for c in cues]
+    elif output == "vtt":
+        assert response.headers["content-type"].startswith("text/vtt")
+        cues = webvtt.from_buffer(io.StringIO(body))
+        starts = [_clock_seconds(c.start) for c in cues]
+        texts = [c.text for c in cues]
+    elif output == "tsv":
+        assert response.headers["content-type"].startswith("text/tab-separated-values")
+        rows = list(csv.DictReader(io.StringIO(body), delimiter="\t"))
+        starts = [int(r["start"]) / 1000 for r in rows]
+        texts = [r["text"] for r in rows]
+    else:
+        assert response.headers["content-type"].startswith("text/plain")
+        texts = body.strip().splitlines()
+        starts = [1.0]  # plain text carries no times
+    assert len(texts) >= 2
+    assert starts == sorted(starts) and 0.5 <= starts[0] < 2.5  # speech starts at ~1 s
+    assert "budget report" in " ".join(normalize(" ".join(texts)))
+
+
+def test_speakr_shaped_request(client: httpx.Client) -> None:
+    """What Speakr sends through ASR_BASE_URL: query strings, `audio_file`, extra params."""
+    params = {"encode": "true", "task": "transcribe", "output": "json", "language": "en",
+              "diarize": "false", "model": "tiny.en", "some_future_param": "x"}
+    with CONVERSATION.open("rb") as f:
+        response = client.post("/asr", params=params,
+                               files={"audio_file": ("meeting.flac", f, "audio/flac")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["language"] == "en"
+    for segment in body["segments"]:
+        assert {"start", "end", "text"} <= segment.keys()
+        assert segment.get("speaker", "UNKNOWN_SPEAKER")  # Speakr's own default
+    assert "friday" in normalize(" ".join(s["text"] for s in body["segments"]))
+
+
+def test_form_fields_work_like_query_params(client: httpx.Client) -> None:
+    with JFK.open("rb") as f:
+        response = client.post("/asr", data={"model": "tiny.en", "output": "vtt"},
+                               files={"audio_file": ("jfk.flac", f)})
+    assert response.status_code == 200
+    assert response.text.startswith("WEBVTT")
+
+
+@pytest.mark.parametrize("extension", sorted(CONTAINERS))
+def test_every_container_format_decodes(client: httpx.Client, tmp_path: Path,
+                                        extension: str) -> None:
+    encoded = encode(JFK, tmp_path / f"jfk.{extension}")
+    body = asr(client, encoded, model="tiny.en", word_timestamps="false").json()
+    text = " ".join(s["text"] for s in body["segments"])
+    assert wer(JFK_WORDS, text) <= 0.15, (extension, text)
+
+
+def test_raw_pcm_with_encode_false(client: httpx.Client, tmp_path: Path) -> None:
+    pcm = tmp_path / "jfk.pcm"
+    wav = encode(JFK, tmp_path / "jfk.wav")
+    pcm.write_bytes(wav.read_bytes()[44:])  # strip the 44-byte RIFF header: s16le 16 kHz mono
+    body = asr(client, pcm, model="tiny.en", encode="false").json()
+    assert "fellow americans" in " ".join(normalize(body["segments"][0]["text"]))
+
+
+def test_detect_language_spanish(client: httpx.Client) -> None:
+    with SPANISH.open("rb") as f:
+        response = client.post("/detect-language", files={"audio_file": ("es.flac", f)})
+    assert response.status_code == 200, response.text
+    assert response.json()["language_code"] == "es"
+    assert response.json()["detected_language"] == "spanish"
+    assert 0.5 < response.json()["confidence"] <= 1.0
+
+
+def test_translate_spanish_to_english(client: httpx.Client) -> None:
+    body = asr(client, SPANISH, model="base", task="translate").json()
+    english = normalize(" ".join(s["text"] for s in body["segments"]))
+    assert "beach" in english, english
+
+
+def test_spanish_transcription_detects_language(client: httpx.Client) -> None:
+    body = asr(client, SPANISH, model="base").json()
+    assert body["language"] == "es"
+    assert {"madrid", "playa"} <= set(normalize(" ".join(s["text"] for s in body["segments"])))
+
+
+def test_vad_off_and_no_word_timestamps(client: httpx.Client) -> None:
+    body = asr(client, JFK, model="tiny.en", vad_filter="false", word_timestamps="false").json()
+    assert all("words" not in s for s in body["segments"])
+    assert body["word_segments"] == []
+    assert body["word_timestamps"] is None
+
+
+def test_diarize_request_is_reported_as_skipped(client: httpx.Client,
+                                               live_server: object) -> None:
+    body = asr(client, JFK, model="tiny.en", diarize="true").json()
+    assert any("diarization skipped" in note for note in body["notes"])
+    assert json.dumps(body).count("SPEAKER_") == 0

@@ -1,0 +1,160 @@
+"""Bad input gets a clear 4xx in the endpoint's own error shape, never a 500 or a hang."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from audio_tools import CONVERSATION, JFK, encode
+from conftest import LiveServer, start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def post_asr(client: httpx.Client, name: str, data: bytes, **params: str) -> httpx.Response:
+    return client.post("/asr", params=params, files={"audio_file": (name, data)})
+
+
+def post_v1(client: httpx.Client, name: str, data: bytes, **fields: str) -> httpx.Response:
+    return client.post("/v1/audio/transcriptions", data={"model": "tiny.en", **fields},
+                       files={"file": (name, data)})
+
+
+def assert_asr_error(response: httpx.Response, status: int, *needles: str) -> None:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    for needle in needles:
+        assert needle in detail.lower(), detail
+
+
+def assert_openai_error(response: httpx.Response, status: int, *needles: str) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    assert response.headers["x-should-retry"] == "false"
+    for needle in needles:
+        assert needle in error["message"].lower(), error
+
+
+def truncated_wav(tmp_path: Path) -> bytes:
+    wav = encode(CONVERSATION, tmp_path / "c.wav").read_bytes()
+    return wav[: len(wav) // 3]
+
+
+def test_empty_file(client: httpx.Client) -> None:
+    assert_asr_error(post_asr(client, "a.wav", b""), 400, "empty")
+    assert_openai_error(post_v1(client, "a.wav", b""), 400, "empty")
+
+
+def test_random_bytes(client: httpx.Client) -> None:
+    noise = os.urandom(64 * 1024)
+    assert_asr_error(post_asr(client, "a.mp3", noise), 400, "could not be read")
+    assert_openai_error(post_v1(client, "a.mp3", noise), 400, "could not be read")
+
+
+def test_truncated_files(client: httpx.Client, tmp_path: Path) -> None:
+    assert_asr_error(post_asr(client, "a.wav", truncated_wav(tmp_path)), 400, "truncated")
+    m4a = encode(CONVERSATION, tmp_path / "c.m4a").read_bytes()
+    assert_openai_error(post_v1(client, "a.m4a", m4a[: len(m4a) // 2]), 400)
+
+
+def test_video_without_audio_track_is_rejected(client: httpx.Client, tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    path = tmp_path / "silent.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=5)
+        stream.width, stream.height = 64, 64
+        for _ in range(5):
+            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    assert_asr_error(post_asr(client, "v.mp4", path.read_bytes()), 400, "no audio track")
+
+
+def test_missing_file_field(client: httpx.Client) -> None:
+    assert_asr_error(client.post("/asr", params={"model": "tiny.en"}), 400, "audio_file")
+    response = client.post("/v1/audio/transcriptions", data={"model": "tiny.en"})
+    assert_openai_error(response, 400, "file")
+
+
+def test_unknown_model_names_what_is_available(client: httpx.Client) -> None:
+    audio = JFK.read_bytes()
+    assert_asr_error(post_asr(client, "a.flac", audio, model="large-v3"), 400, "base", "tiny.en")
+    assert_asr_error(post_asr(client, "a.flac", audio, model="/etc/passwd"), 400, "unknown model")
+    assert_openai_error(post_v1(client, "a.flac", audio, model="gpt-9"), 400, "unknown model")
+
+
+def test_bad_formats_and_values(client: httpx.Client) -> None:
+    audio = JFK.read_bytes()
+    assert_openai_error(post_v1(client, "a.flac", audio, response_format="xml"), 400, "xml")
+    assert_asr_error(post_asr(client, "a.flac", audio, output="docx"), 400, "docx")
+    assert_asr_error(post_asr(client, "a.flac", audio, word_timestamps="maybe"), 400, "true")
+    assert_asr_error(post_asr(client, "a.flac", audio, language="klingon"), 400, "klingon")
+    assert_asr_error(post_asr(client, "a.flac", audio, min_speakers="3", max_speakers="2"), 400)
+    assert_asr_error(post_asr(client, "a.flac", audio, num_speakers="-1"), 400, "num_speakers")
+    assert_openai_error(post_v1(client, "a.flac", audio, temperature="7"), 400, "temperature")
+    assert_openai_error(post_v1(client, "a.flac", audio, stream="true"), 400, "stream")
+    assert_openai_error(post_v1(client, "a.flac", audio, colour="blue"), 400, "colour")
+    response = client.post(
+        "/v1/audio/transcriptions", files={"file": ("a.flac", audio)},
+        data={"model": "tiny.en", "timestamp_granularities[]": "word"},
+    )
+    assert_openai_error(response, 400, "verbose_json")
+
+
+def test_english_only_model_refuses_other_languages(client: httpx.Client) -> None:
+    audio = JFK.read_bytes()
+    assert_asr_error(post_asr(client, "a.flac", audio, model="tiny.en", task="translate"), 400,
+                     "english-only")
+    assert_asr_error(post_asr(client, "a.flac", audio, model="tiny.en", language="de"), 400,
+                     "english-only")
+
+
+def test_odd_length_raw_pcm(client: httpx.Client) -> None:
+    assert_asr_error(post_asr(client, "a.pcm", b"\x00" * 1001, encode="false"), 400, "odd")
+
+
+@pytest.fixture(scope="module")
+def small_limit_server(tmp_path_factory: pytest.TempPathFactory,
+                       cache_dir: Path) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("limit"), cache_dir, MAX_FILE_SIZE_MB="0.2")
+    yield server
+    server.stop()
+
+
+def test_oversize_upload_is_413(small_limit_server: LiveServer, tmp_path: Path) -> None:
+    big = encode(CONVERSATION, tmp_path / "big.wav").read_bytes()  # ~0.55 MiB > 0.2 MiB
+    with httpx.Client(base_url=small_limit_server.url, timeout=60) as c:
+        assert_asr_error(post_asr(c, "big.wav", big), 413, "max_file_size_mb")
+        assert_openai_error(post_v1(c, "big.wav", big), 413, "max_file_size_mb")
+        # Chunked upload with no Content-Length: stopped while streaming, still a 413.
+        def chunks() -> Iterator[bytes]:
+            boundary = b"--xyz\r\n"
+            yield boundary + b'Content-Disposition: form-data; name="audio_file"; filename="b.wav"\r\n\r\n'
+            for i in range(0, len(big) * 4, 65536):
+                yield (big * 4)[i : i + 65536]
+            yield b"\r\n--xyz--\r\n"
+        response = c.post("/asr", content=chunks(),
+                          headers={"content-type": "multipart/form-data; boundary=xyz"})
+        assert_asr_error(response, 413, "max_file_size_mb")
+        ok = post_asr(c, "jfk.flac", JFK.read_bytes(), model="tiny.en")  # 0.1 MiB: fits
+        assert ok.status_code == 200, ok.text
+
+
+def test_no_temporary_files_left_behind(client: httpx.Client, live_server: LiveServer) -> None:
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("asr-upload-*"))
+    post_asr(client, "a.wav", b"")
+    post_asr(client, "a.flac", JFK.read_bytes(), model="tiny.en")
+    after = set(Path(tempfile.gettempdir()).glob("asr-upload-*"))
+    assert after <= before
+    assert "Traceback" not in live_server.logs()
