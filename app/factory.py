@@ -18,6 +18,7 @@ from app.api.error_handlers import install_error_handlers
 from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
 from app.config import Settings
+from app.engines.base import Engine
 from app.engines.select import build_engine
 from app.metrics import Metrics
 from app.models.hub import HubClient
@@ -58,7 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.metrics = Metrics()
     state.hub = HubClient(settings)
     state.registry = ModelRegistry(settings, state.hub)
-    state.engine = build_engine(settings)
+    state.engine = getattr(state, "engine_override", None) or build_engine(settings)
     state.model_cache = ModelCache(state.engine, state.registry)
     state.admission = Admission(settings.gpu_concurrency, settings.max_queue_size)
     state.transcriber = Transcriber(
@@ -96,7 +97,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(state.model_cache.unload_all)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the app. `engine` replaces the configured ASR engine (tests use fakes)."""
     settings = settings or Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engine_override = engine
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(asr.router)

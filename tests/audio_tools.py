@@ -13,7 +13,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 JFK = FIXTURES / "jfk_style.flac"
 CONVERSATION = FIXTURES / "conversation.flac"
 SPANISH = FIXTURES / "spanish.flac"
-JFK_WORDS = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+JFK_WORDS = (
+    "and so my fellow americans ask not what your country can do for you "
+    "ask what you can do for your country"
+)
 
 
 def pyannote_sample() -> tuple[Path, Path]:

@@ -119,11 +119,19 @@ def test_every_text_format_parses(client: httpx.Client, output: str) -> None:
 
 def test_speakr_shaped_request(client: httpx.Client) -> None:
     """What Speakr sends through ASR_BASE_URL: query strings, `audio_file`, extra params."""
-    params = {"encode": "true", "task": "transcribe", "output": "json", "language": "en",
-              "diarize": "false", "model": "tiny.en", "some_future_param": "x"}
+    params = {
+        "encode": "true",
+        "task": "transcribe",
+        "output": "json",
+        "language": "en",
+        "diarize": "false",
+        "model": "tiny.en",
+        "some_future_param": "x",
+    }
     with CONVERSATION.open("rb") as f:
-        response = client.post("/asr", params=params,
-                               files={"audio_file": ("meeting.flac", f, "audio/flac")})
+        response = client.post(
+            "/asr", params=params, files={"audio_file": ("meeting.flac", f, "audio/flac")}
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["language"] == "en"
@@ -135,15 +143,19 @@ def test_speakr_shaped_request(client: httpx.Client) -> None:
 
 def test_form_fields_work_like_query_params(client: httpx.Client) -> None:
     with JFK.open("rb") as f:
-        response = client.post("/asr", data={"model": "tiny.en", "output": "vtt"},
-                               files={"audio_file": ("jfk.flac", f)})
+        response = client.post(
+            "/asr",
+            data={"model": "tiny.en", "output": "vtt"},
+            files={"audio_file": ("jfk.flac", f)},
+        )
     assert response.status_code == 200
     assert response.text.startswith("WEBVTT")
 
 
 @pytest.mark.parametrize("extension", sorted(CONTAINERS))
-def test_every_container_format_decodes(client: httpx.Client, tmp_path: Path,
-                                        extension: str) -> None:
+def test_every_container_format_decodes(
+    client: httpx.Client, tmp_path: Path, extension: str
+) -> None:
     encoded = encode(JFK, tmp_path / f"jfk.{extension}")
     body = asr(client, encoded, model="tiny.en", word_timestamps="false").json()
     text = " ".join(s["text"] for s in body["segments"])
@@ -186,8 +198,7 @@ def test_vad_off_and_no_word_timestamps(client: httpx.Client) -> None:
     assert body["word_timestamps"] is None
 
 
-def test_diarize_request_is_reported_as_skipped(client: httpx.Client,
-                                               live_server: object) -> None:
+def test_diarize_request_is_reported_as_skipped(client: httpx.Client, live_server: object) -> None:
     body = asr(client, JFK, model="tiny.en", diarize="true").json()
     assert any("diarization skipped" in note for note in body["notes"])
     assert json.dumps(body).count("SPEAKER_") == 0

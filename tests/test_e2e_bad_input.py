@@ -19,8 +19,11 @@ def post_asr(client: httpx.Client, name: str, data: bytes, **params: str) -> htt
 
 
 def post_v1(client: httpx.Client, name: str, data: bytes, **fields: str) -> httpx.Response:
-    return client.post("/v1/audio/transcriptions", data={"model": "tiny.en", **fields},
-                       files={"file": (name, data)})
+    return client.post(
+        "/v1/audio/transcriptions",
+        data={"model": "tiny.en", **fields},
+        files={"file": (name, data)},
+    )
 
 
 def assert_asr_error(response: httpx.Response, status: int, *needles: str) -> None:
@@ -104,7 +107,8 @@ def test_bad_formats_and_values(client: httpx.Client) -> None:
     assert_openai_error(post_v1(client, "a.flac", audio, stream="true"), 400, "stream")
     assert_openai_error(post_v1(client, "a.flac", audio, colour="blue"), 400, "colour")
     response = client.post(
-        "/v1/audio/transcriptions", files={"file": ("a.flac", audio)},
+        "/v1/audio/transcriptions",
+        files={"file": ("a.flac", audio)},
         data={"model": "tiny.en", "timestamp_granularities[]": "word"},
     )
     assert_openai_error(response, 400, "verbose_json")
@@ -112,10 +116,12 @@ def test_bad_formats_and_values(client: httpx.Client) -> None:
 
 def test_english_only_model_refuses_other_languages(client: httpx.Client) -> None:
     audio = JFK.read_bytes()
-    assert_asr_error(post_asr(client, "a.flac", audio, model="tiny.en", task="translate"), 400,
-                     "english-only")
-    assert_asr_error(post_asr(client, "a.flac", audio, model="tiny.en", language="de"), 400,
-                     "english-only")
+    assert_asr_error(
+        post_asr(client, "a.flac", audio, model="tiny.en", task="translate"), 400, "english-only"
+    )
+    assert_asr_error(
+        post_asr(client, "a.flac", audio, model="tiny.en", language="de"), 400, "english-only"
+    )
 
 
 def test_odd_length_raw_pcm(client: httpx.Client) -> None:
@@ -123,8 +129,9 @@ def test_odd_length_raw_pcm(client: httpx.Client) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_limit_server(tmp_path_factory: pytest.TempPathFactory,
-                       cache_dir: Path) -> Iterator[LiveServer]:
+def small_limit_server(
+    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
+) -> Iterator[LiveServer]:
     server = start_server(tmp_path_factory.mktemp("limit"), cache_dir, MAX_FILE_SIZE_MB="0.2")
     yield server
     server.stop()
@@ -135,15 +142,21 @@ def test_oversize_upload_is_413(small_limit_server: LiveServer, tmp_path: Path) 
     with httpx.Client(base_url=small_limit_server.url, timeout=60) as c:
         assert_asr_error(post_asr(c, "big.wav", big), 413, "max_file_size_mb")
         assert_openai_error(post_v1(c, "big.wav", big), 413, "max_file_size_mb")
+
         # Chunked upload with no Content-Length: stopped while streaming, still a 413.
         def chunks() -> Iterator[bytes]:
             boundary = b"--xyz\r\n"
-            yield boundary + b'Content-Disposition: form-data; name="audio_file"; filename="b.wav"\r\n\r\n'
+            yield (
+                boundary
+                + b'Content-Disposition: form-data; name="audio_file"; filename="b.wav"\r\n\r\n'
+            )
             for i in range(0, len(big) * 4, 65536):
                 yield (big * 4)[i : i + 65536]
             yield b"\r\n--xyz--\r\n"
-        response = c.post("/asr", content=chunks(),
-                          headers={"content-type": "multipart/form-data; boundary=xyz"})
+
+        response = c.post(
+            "/asr", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"}
+        )
         assert_asr_error(response, 413, "max_file_size_mb")
         ok = post_asr(c, "jfk.flac", JFK.read_bytes(), model="tiny.en")  # 0.1 MiB: fits
         assert ok.status_code == 200, ok.text

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def sdk(live_server: LiveServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="not-needed",
-                       max_retries=0, timeout=300) as client:
+    with openai.OpenAI(
+        base_url=f"{live_server.url}/v1", api_key="not-needed", max_retries=0, timeout=300
+    ) as client:
         yield client
 
 
@@ -31,8 +32,7 @@ def test_transcription_text_srt_vtt(sdk: openai.OpenAI) -> None:
         text = sdk.audio.transcriptions.create(model="tiny.en", file=f, response_format="text")
     assert "budget report" in " ".join(normalize(text))
     with CONVERSATION.open("rb") as f:
-        subtitles = sdk.audio.transcriptions.create(model="tiny.en", file=f,
-                                                    response_format="srt")
+        subtitles = sdk.audio.transcriptions.create(model="tiny.en", file=f, response_format="srt")
     cues = list(srt.parse(subtitles))
     assert len(cues) >= 2 and cues[0].start.total_seconds() < cues[-1].start.total_seconds()
     with CONVERSATION.open("rb") as f:
@@ -43,7 +43,9 @@ def test_transcription_text_srt_vtt(sdk: openai.OpenAI) -> None:
 def test_verbose_json_with_words_and_segments(sdk: openai.OpenAI) -> None:
     with CONVERSATION.open("rb") as f:
         result = sdk.audio.transcriptions.create(
-            model="tiny.en", file=f, response_format="verbose_json",
+            model="tiny.en",
+            file=f,
+            response_format="verbose_json",
             timestamp_granularities=["word", "segment"],
         )
     assert result.language == "english"
@@ -61,7 +63,9 @@ def test_verbose_json_with_words_and_segments(sdk: openai.OpenAI) -> None:
 def test_words_only_granularity_omits_segments(sdk: openai.OpenAI) -> None:
     with JFK.open("rb") as f:
         result = sdk.audio.transcriptions.create(
-            model="tiny.en", file=f, response_format="verbose_json",
+            model="tiny.en",
+            file=f,
+            response_format="verbose_json",
             timestamp_granularities=["word"],
         )
     assert result.words and not result.segments
@@ -69,15 +73,15 @@ def test_words_only_granularity_omits_segments(sdk: openai.OpenAI) -> None:
 
 def test_temperature_is_used(sdk: openai.OpenAI) -> None:
     with JFK.open("rb") as f:
-        result = sdk.audio.transcriptions.create(model="tiny.en", file=f, temperature=0.7,
-                                                 response_format="verbose_json")
+        result = sdk.audio.transcriptions.create(
+            model="tiny.en", file=f, temperature=0.7, response_format="verbose_json"
+        )
     assert result.segments and {s.temperature for s in result.segments} == {0.7}
 
 
 def test_translation(sdk: openai.OpenAI) -> None:
     with SPANISH.open("rb") as f:
-        result = sdk.audio.translations.create(model="base", file=f,
-                                               response_format="verbose_json")
+        result = sdk.audio.translations.create(model="base", file=f, response_format="verbose_json")
     assert "beach" in normalize(result.text)
     assert result.language == "spanish"
     assert result.model_extra and result.model_extra["task"] == "translate"

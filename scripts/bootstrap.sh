@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sourced by entrypoint.sh and test.sh: make sure uv and a Python 3.13 are at hand, then
+# install the locked dependencies (bundled offline models included).
+set -euo pipefail
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "bootstrap: installing uv with pip" >&2
+  python3 -m pip install --quiet --user uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+# uv normally downloads a Python 3.13 itself. Where it cannot (no access to its download
+# host), use a local one: pyenv's, or any python3.13 on PATH.
+if [ -z "${UV_PYTHON:-}" ] && ! uv python find 3.13 >/dev/null 2>&1; then
+  candidate=""
+  if command -v pyenv >/dev/null 2>&1; then
+    version=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$' | tail -1 || true)
+    [ -n "$version" ] && candidate="$(pyenv root)/versions/$version/bin/python3.13"
+  fi
+  if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+    export UV_PYTHON="$candidate"
+  fi
+fi
+
+uv sync --frozen "$@"

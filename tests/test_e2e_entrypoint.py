@@ -1,0 +1,60 @@
+"""README's first command (./entrypoint.sh) serves, and test-api.sh transcribes through it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from audio_tools import JFK
+from conftest import ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_entrypoint_serves_and_test_api_transcribes(tmp_path: Path, cache_dir: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "CACHE_DIR": str(cache_dir),
+        "HF_HUB_OFFLINE": "1",
+        "PRELOAD_MODEL": "tiny.en",
+    }
+    log = (tmp_path / "entrypoint.log").open("wb")
+    server = subprocess.Popen(
+        [str(ROOT / "entrypoint.sh")],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert server.poll() is None, (tmp_path / "entrypoint.log").read_text()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "entrypoint.sh did not start serving"
+                time.sleep(0.5)
+        assert health["loaded_models"] == ["tiny.en"]  # PRELOAD_MODEL loads at start-up
+        result = subprocess.run(
+            [str(ROOT / "test-api.sh"), "127.0.0.1", str(port), str(JFK)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "fellow Americans" in result.stdout
+        assert result.stdout.rstrip().endswith("OK")
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        log.close()
