@@ -61,6 +61,13 @@ class QueueFull(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class ClientGone(ServiceError):
+    """The client went away before its request ran; nobody reads the answer."""
+
+    code = "client_closed_request"
+    error_type = "invalid_request_error"
+
+
 class EngineUnavailable(ServiceError):
     code = "engine_unavailable"
     error_type = "server_error"
@@ -72,6 +79,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     UploadTooLarge: 413,
     NotFound: 404,
     QueueFull: 503,
+    ClientGone: 499,  # nginx's "client closed request"
     EngineUnavailable: 503,
     ServiceError: 500,
 }

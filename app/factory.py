@@ -24,6 +24,7 @@ from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
 from app.services.admission import Admission
+from app.services.eviction import IdleEvictor
 from app.services.model_cache import ModelCache
 from app.services.transcriber import Transcriber
 
@@ -40,16 +41,6 @@ def _configure_environment(settings: Settings) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-async def _evict_periodically(app: FastAPI, settings: Settings) -> None:
-    while True:
-        await asyncio.sleep(settings.model_eviction_interval_seconds)
-        evicted = await asyncio.to_thread(
-            app.state.model_cache.evict_idle, settings.model_keep_alive_seconds
-        )
-        for name in evicted:
-            app.state.metrics.evictions.labels(model=name).inc()
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -60,10 +51,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.hub = HubClient(settings)
     state.registry = ModelRegistry(settings, state.hub)
     state.engine = getattr(state, "engine_override", None) or build_engine(settings)
-    state.model_cache = ModelCache(state.engine, state.registry)
-    state.admission = Admission(settings.gpu_concurrency, settings.max_queue_size)
+    metrics = state.metrics
+    state.model_cache = ModelCache(
+        on_change=lambda: metrics.loaded_models.set(len(state.model_cache.loaded("whisper")))
+    )
+    state.admission = Admission(
+        settings.gpu_concurrency, settings.max_queue_size, on_reject=metrics.queue_rejected.inc
+    )
+    state.evictor = IdleEvictor(
+        state.model_cache,
+        metrics,
+        settings.model_keep_alive_seconds,
+        settings.model_eviction_interval_seconds,
+    )
     state.transcriber = Transcriber(
-        state.registry, state.model_cache, state.admission, state.metrics
+        state.engine, state.registry, state.model_cache, state.admission, metrics, state.evictor
     )
     state.metrics.info.info(
         {
@@ -84,9 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     if settings.preload_model:
         await state.transcriber.preload(settings.preload_model)
-    sweeper = None
-    if settings.model_keep_alive_seconds > 0:
-        sweeper = asyncio.create_task(_evict_periodically(app, settings))
+    sweeper = asyncio.create_task(state.evictor.run()) if state.evictor.enabled else None
     try:
         yield
     finally:

@@ -50,4 +50,22 @@ class Metrics:
             "CUDA allocated memory, MLX active memory, or 0",
             registry=r,
         )
+        self.queue_wait = Histogram(
+            "whisperx_queue_wait_seconds",
+            "Time a request waited for a transcription slot",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_rejected = Counter(
+            "whisperx_queue_rejected",
+            "Requests refused with 503 because the queue was full",
+            registry=r,
+        )
+        self.stage = Histogram(
+            "whisperx_stage_duration_seconds",
+            "Time per pipeline stage (decode, vad+asr, align, diarize)",
+            ["stage"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
         self.info = Info("whisperx_service", "Static facts about this service", registry=r)

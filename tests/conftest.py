@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def free_port() -> int:

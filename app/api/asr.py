@@ -85,7 +85,11 @@ async def asr(
     settings = request.app.state.settings
     async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
         transcript = await transcriber.transcribe(
-            path, model=fields.text("model"), options=options, encoded=encoded
+            path,
+            model=fields.text("model"),
+            options=options,
+            encoded=encoded,
+            disconnected=request.is_disconnected,
         )
     if wants_speakers:
         note = "diarization skipped: speaker diarization is not available in this version"
@@ -113,7 +117,10 @@ async def detect_language(
     settings = request.app.state.settings
     async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
         guess = await transcriber.detect_language(
-            path, model=fields.text("model"), encoded=fields.boolean("encode", default=True)
+            path,
+            model=fields.text("model"),
+            encoded=fields.boolean("encode", default=True),
+            disconnected=request.is_disconnected,
         )
     return JSONResponse(
         {

@@ -96,7 +96,12 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     transcriber: Transcriber = request.app.state.transcriber
     limit = request.app.state.settings.max_file_size_bytes
     async with saved_upload(file, limit, field="file") as path:
-        transcript = await transcriber.transcribe(path, model=fields.text("model"), options=options)
+        transcript = await transcriber.transcribe(
+            path,
+            model=fields.text("model"),
+            options=options,
+            disconnected=request.is_disconnected,
+        )
     if fmt == "text":
         return PlainTextResponse(transcript.text + "\n")
     if fmt == "srt":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
+from app.engines.memory import accelerator_memory_bytes
 
 router = APIRouter(tags=["service"])
 
@@ -47,7 +49,11 @@ async def health(request: Request) -> JSONResponse:
             "compute_type": state.engine.compute_type,
             "engine": state.engine.name,
             "default_model": state.registry.default_model(),
-            "loaded_models": state.model_cache.loaded(),
+            "loaded_models": state.model_cache.loaded("whisper"),
+            "loaded": {
+                kind: state.model_cache.loaded(kind)
+                for kind in ("whisper", "alignment", "diarization")
+            },
             "serve_mode": "simple",
             "uptime_s": round(time.monotonic() - state.started_at, 1),
         }
@@ -57,7 +63,8 @@ async def health(request: Request) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     state = request.app.state
-    state.metrics.loaded_models.set(len(state.model_cache.loaded()))
+    state.metrics.loaded_models.set(len(state.model_cache.loaded("whisper")))
+    state.metrics.vram.set(await asyncio.to_thread(accelerator_memory_bytes, state.engine))
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -65,7 +72,6 @@ async def metrics(request: Request) -> Response:
 async def queue_metrics(request: Request) -> JSONResponse:
     admission = request.app.state.admission
     stats = admission.stats
-    waited = stats.completed + stats.running
     return JSONResponse(
         {
             "queued": stats.queued,
@@ -74,8 +80,10 @@ async def queue_metrics(request: Request) -> JSONResponse:
             "max_queue_size": admission.max_queue,
             "completed": stats.completed,
             "rejected": stats.rejected,
+            "abandoned": stats.abandoned,
+            "peak_running": stats.peak_running,
             "wait_seconds": {
-                "mean": round(stats.total_wait_s / waited, 3) if waited else 0.0,
+                "mean": round(stats.total_wait_s / stats.admitted, 3) if stats.admitted else 0.0,
                 "max": round(stats.max_wait_s, 3),
             },
         }

@@ -4,54 +4,98 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
-from app.errors import QueueFull
+from app.errors import ClientGone, QueueFull
+
+# How often a queued request checks whether its client is still connected.
+_DISCONNECT_POLL_S = 0.25
 
 
 @dataclass
 class AdmissionStats:
     queued: int = 0
     running: int = 0
+    peak_running: int = 0
     completed: int = 0
     rejected: int = 0
+    abandoned: int = 0
     total_wait_s: float = 0.0
     max_wait_s: float = 0.0
+    admitted: int = 0
 
 
 class Admission:
-    def __init__(self, concurrency: int, max_queue: int) -> None:
+    def __init__(
+        self, concurrency: int, max_queue: int, on_reject: Callable[[], None] | None = None
+    ) -> None:
         self.capacity = concurrency
         self.max_queue = max_queue
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._on_reject = on_reject or (lambda: None)
         self.stats = AdmissionStats()
 
+    def retry_after_s(self) -> int:
+        return max(1, min(60, 5 * (self.stats.queued + 1) // self.capacity))
+
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[float]:
-        """Wait for a permit (yields the seconds waited). Raises QueueFull past max_queue.
-        A cancelled waiter (client gone) leaves the queue without running."""
+    async def slot(
+        self, disconnected: Callable[[], Awaitable[bool]] | None = None
+    ) -> AsyncIterator[float]:
+        """Wait for a permit; yields the seconds waited. Raises QueueFull past max_queue and
+        ClientGone when the client disconnects while still queued (its work never runs)."""
         stats = self.stats
         if self._semaphore.locked() and stats.queued >= self.max_queue:
             stats.rejected += 1
+            self._on_reject()
             raise QueueFull(
                 f"The server is busy: {stats.running} transcription(s) running and "
-                f"{stats.queued} waiting (MAX_QUEUE_SIZE={self.max_queue}). Retry later."
+                f"{stats.queued} waiting (MAX_QUEUE_SIZE={self.max_queue}). Retry later.",
+                retry_after_s=self.retry_after_s(),
             )
         started = time.monotonic()
         stats.queued += 1
         try:
-            await self._semaphore.acquire()
+            await self._acquire(disconnected)
+        except ClientGone:
+            stats.abandoned += 1
+            raise
         finally:
             stats.queued -= 1
         waited = time.monotonic() - started
+        stats.admitted += 1
         stats.total_wait_s += waited
         stats.max_wait_s = max(stats.max_wait_s, waited)
         stats.running += 1
+        stats.peak_running = max(stats.peak_running, stats.running)
         try:
             yield waited
         finally:
             stats.running -= 1
             stats.completed += 1
             self._semaphore.release()
+
+    async def _acquire(self, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
+        if disconnected is None or not self._semaphore.locked():
+            await self._semaphore.acquire()
+            return
+        acquire = asyncio.ensure_future(self._semaphore.acquire())
+        try:
+            while True:
+                done, _ = await asyncio.wait({acquire}, timeout=_DISCONNECT_POLL_S)
+                if done:
+                    return
+                if await disconnected():
+                    raise ClientGone("The client disconnected while queued.")
+        except BaseException:
+            if acquire.done() and not acquire.cancelled():
+                self._semaphore.release()  # granted in the same instant: hand it back
+            else:
+                acquire.cancel()
+                with suppress(asyncio.CancelledError):
+                    await acquire
+                if acquire.done() and not acquire.cancelled():
+                    self._semaphore.release()
+            raise

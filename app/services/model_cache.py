@@ -1,23 +1,29 @@
-"""Loaded Whisper models by name: each is loaded once, even when requests race for it."""
+"""Models in memory by key ("whisper/base", "diarization/..."): each is loaded once, even
+when requests race for it; one lent to a request is never evicted."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from app.engines.base import Engine, LoadedModel
-from app.models.registry import ModelRef, ModelRegistry
+
+class Unloadable(Protocol):
+    def unload(self) -> None: ...
+
+
+M = TypeVar("M", bound=Unloadable)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Entry:
-    model: LoadedModel
+    model: Unloadable
     last_used: float
     in_use: int = 0
 
@@ -25,56 +31,64 @@ class _Entry:
 class ModelCache:
     """Thread-safe; `use()` is called from worker threads, never the event loop."""
 
-    def __init__(self, engine: Engine, registry: ModelRegistry) -> None:
-        self._engine = engine
-        self._registry = registry
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
+        self._on_change = on_change or (lambda: None)
 
     @contextmanager
-    def use(self, ref: ModelRef) -> Iterator[LoadedModel]:
-        """Lend the model for one request; a model lent out is never evicted."""
-        entry = self._acquire(ref)
+    def use(self, key: str, load: Callable[[], M]) -> Iterator[M]:
+        """Lend the model stored under `key`, calling `load()` first if it is not in memory."""
+        entry = self._acquire(key, load)
         try:
-            yield entry.model
+            yield entry.model  # type: ignore[misc]
         finally:
             with self._lock:
                 entry.in_use -= 1
                 entry.last_used = time.monotonic()
 
-    def _acquire(self, ref: ModelRef) -> _Entry:
+    def _acquire(self, key: str, load: Callable[[], Unloadable]) -> _Entry:
         with self._lock:
-            load_lock = self._load_locks.setdefault(ref.name, threading.Lock())
-        with load_lock:  # one loader per name; others wait and then share its result
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
+        with load_lock:  # one loader per key; the others wait, then share its result
             with self._lock:
-                entry = self._entries.get(ref.name)
+                entry = self._entries.get(key)
                 if entry is not None:
                     entry.in_use += 1
                     return entry
-            path = self._registry.materialize(ref)
-            model = self._engine.load(ref.name, path)
+            started = time.perf_counter()
+            model = load()
+            log.info("loaded %s in %.1f s", key, time.perf_counter() - started)
             with self._lock:
                 entry = _Entry(model, time.monotonic(), in_use=1)
-                self._entries[ref.name] = entry
-                return entry
+                self._entries[key] = entry
+        self._on_change()
+        return entry
 
-    def loaded(self) -> list[str]:
+    def loaded(self, kind: str | None = None) -> list[str]:
+        """Keys in memory; with `kind`, the names under that kind ("whisper" -> ["base"])."""
         with self._lock:
-            return sorted(self._entries)
+            keys = sorted(self._entries)
+        if kind is None:
+            return keys
+        prefix = f"{kind}/"
+        return [k[len(prefix) :] for k in keys if k.startswith(prefix)]
 
     def evict_idle(self, keep_alive_s: float) -> list[str]:
-        """Unload models idle longer than keep_alive_s and not in use; returns their names."""
+        """Unload models idle longer than keep_alive_s and not in use; returns their keys."""
         now = time.monotonic()
         evicted: list[tuple[str, _Entry]] = []
         with self._lock:
-            for name, entry in list(self._entries.items()):
+            for key, entry in list(self._entries.items()):
                 if entry.in_use == 0 and now - entry.last_used > keep_alive_s:
-                    evicted.append((name, self._entries.pop(name)))
-        for name, entry in evicted:
-            log.info("unloading idle model %s", name)
+                    evicted.append((key, self._entries.pop(key)))
+        for key, entry in evicted:
+            log.info("unloading %s (idle %.0f s)", key, now - entry.last_used)
             entry.model.unload()
-        return [name for name, _ in evicted]
+        if evicted:
+            self._on_change()
+        return [key for key, _ in evicted]
 
     def unload_all(self) -> None:
         with self._lock:
@@ -82,3 +96,4 @@ class ModelCache:
             self._entries.clear()
         for entry in entries:
             entry.model.unload()
+        self._on_change()

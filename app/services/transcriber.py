@@ -9,84 +9,127 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from app.audio import decode_file
 from app.domain import Audio, DecodeOptions, LanguageGuess, Transcript
+from app.engines.base import Engine, LoadedModel
 from app.errors import InvalidRequest
 from app.metrics import Metrics
 from app.models.registry import ModelRef, ModelRegistry
 from app.services.admission import Admission
+from app.services.eviction import IdleEvictor
 from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 
+Disconnected = Callable[[], Awaitable[bool]]
+
 
 class Transcriber:
     def __init__(
-        self, registry: ModelRegistry, cache: ModelCache, admission: Admission, metrics: Metrics
+        self,
+        engine: Engine,
+        registry: ModelRegistry,
+        cache: ModelCache,
+        admission: Admission,
+        metrics: Metrics,
+        evictor: IdleEvictor,
     ) -> None:
+        self.engine = engine
         self.registry = registry
         self.cache = cache
         self.admission = admission
         self.metrics = metrics
+        self.evictor = evictor
+
+    async def resolve(self, model: str | None) -> ModelRef:
+        # May probe the hub (bounded by HUB_TIMEOUT_SECONDS): keep it off the event loop.
+        return await asyncio.to_thread(self.registry.resolve, model)
 
     async def preload(self, model: str) -> None:
         """Load a model now (start-up), so the first request does not wait for it."""
         ref = await self.resolve(model)
 
         def load() -> None:
-            with self.cache.use(ref):
+            with self._whisper(ref):
                 pass
 
         await asyncio.to_thread(load)
-        self.metrics.loaded_models.set(len(self.cache.loaded()))
-
-    async def resolve(self, model: str | None) -> ModelRef:
-        # May probe the hub (bounded by HUB_TIMEOUT_SECONDS): keep it off the event loop.
-        return await asyncio.to_thread(self.registry.resolve, model)
 
     async def transcribe(
-        self, path: Path, *, model: str | None, options: DecodeOptions, encoded: bool = True
+        self,
+        path: Path,
+        *,
+        model: str | None,
+        options: DecodeOptions,
+        encoded: bool = True,
+        disconnected: Disconnected | None = None,
     ) -> Transcript:
         ref = await self.resolve(model)
         _check_options(ref.name, ref.english_only, options)
         self.metrics.audio_size.observe(path.stat().st_size / 1048576)
-        async with self.admission.slot():
+        async with self.admission.slot(disconnected) as waited:
+            self.metrics.queue_wait.observe(waited)
             self.metrics.active.inc()
             try:
                 return await asyncio.to_thread(self._run, ref, path, encoded, options)
             finally:
                 self.metrics.active.dec()
-                self.metrics.loaded_models.set(len(self.cache.loaded()))
 
     async def detect_language(
-        self, path: Path, *, model: str | None, encoded: bool = True
+        self,
+        path: Path,
+        *,
+        model: str | None,
+        encoded: bool = True,
+        disconnected: Disconnected | None = None,
     ) -> LanguageGuess:
         ref = await self.resolve(model)
-        async with self.admission.slot():
+        async with self.admission.slot(disconnected) as waited:
+            self.metrics.queue_wait.observe(waited)
             return await asyncio.to_thread(self._detect, ref, path, encoded)
 
-    def _run(self, ref: ModelRef, path: Path, encoded: bool, options: DecodeOptions) -> Transcript:
-        audio = _decode(path, encoded)
+    # --- worker-thread side -------------------------------------------------------------
+    def _whisper(self, ref: ModelRef) -> AbstractContextManager[LoadedModel]:
+        return self.cache.use(
+            f"whisper/{ref.name}",
+            lambda: self.engine.load(ref.name, self.registry.materialize(ref)),
+        )
+
+    def _decode(self, path: Path, encoded: bool) -> Audio:
+        started = time.perf_counter()
+        audio = decode_file(path, encoded=encoded)
+        self.metrics.stage.labels(stage="decode").observe(time.perf_counter() - started)
         self.metrics.audio_duration.observe(audio.duration_ms / 1000)
-        with self.cache.use(ref) as loaded:
+        return audio
+
+    def _run(self, ref: ModelRef, path: Path, encoded: bool, options: DecodeOptions) -> Transcript:
+        self.evictor.sweep()  # other models idle past their keep-alive go first
+        audio = self._decode(path, encoded)
+        loaded: LoadedModel
+        with self._whisper(ref) as loaded:
             _check_options(ref.name, loaded.english_only, options)
             started = time.perf_counter()
             transcript = loaded.transcribe(audio, options)
-            log.info(
-                "transcribed %.1f s of audio with %s in %.2f s (%s, %d segments)",
-                audio.duration_ms / 1000,
-                ref.name,
-                time.perf_counter() - started,
-                transcript.language,
-                len(transcript.segments),
-            )
-            return transcript
+            elapsed = time.perf_counter() - started
+        self.metrics.stage.labels(stage="vad+asr").observe(elapsed)
+        log.info(
+            "transcribed %.1f s of audio with %s in %.2f s (%s, %d segments)",
+            audio.duration_ms / 1000,
+            ref.name,
+            elapsed,
+            transcript.language,
+            len(transcript.segments),
+        )
+        return transcript
 
     def _detect(self, ref: ModelRef, path: Path, encoded: bool) -> LanguageGuess:
-        audio = _decode(path, encoded)
-        with self.cache.use(ref) as loaded:
+        self.evictor.sweep()
+        audio = self._decode(path, encoded)
+        with self._whisper(ref) as loaded:
             if loaded.english_only:
                 raise InvalidRequest(
                     f"Model '{ref.name}' is English-only and cannot detect languages; use a "
@@ -94,13 +137,6 @@ class Transcriber:
                     param="model",
                 )
             return loaded.detect_language(audio)
-
-
-def _decode(path: Path, encoded: bool) -> Audio:
-    started = time.perf_counter()
-    audio = decode_file(path, encoded=encoded)
-    log.debug("decoded %.1f s in %.2f s", audio.duration_ms / 1000, time.perf_counter() - started)
-    return audio
 
 
 def _check_options(name: str, english_only: bool, options: DecodeOptions) -> None:

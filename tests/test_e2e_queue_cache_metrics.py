@@ -1,0 +1,176 @@
+"""Admission queue, model cache and metrics, on the real service with real models."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from audio_tools import JFK, JFK_WORDS, SPANISH, normalize, pyannote_sample, wer
+from conftest import LiveServer, start_server
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def serial_server(
+    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
+) -> Iterator[LiveServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("serial"),
+        cache_dir,
+        GPU_CONCURRENCY="1",
+        MAX_QUEUE_SIZE="2",
+        MODEL_KEEP_ALIVE_SECONDS="1",
+    )
+    yield server
+    server.stop()
+
+
+def post(url: str, path: Path, timeout: float = 300, **params: str) -> httpx.Response:
+    with path.open("rb") as f:
+        return httpx.post(
+            f"{url}/asr", params=params, files={"audio_file": (path.name, f)}, timeout=timeout
+        )
+
+
+def queue(url: str) -> dict:  # type: ignore[type-arg]
+    return httpx.get(f"{url}/queue-metrics").json()
+
+
+def metric_samples(url: str) -> dict[str, list]:  # type: ignore[type-arg]
+    text = httpx.get(f"{url}/metrics").text
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def test_concurrent_requests_all_succeed_one_at_a_time(serial_server: LiveServer) -> None:
+    with ThreadPoolExecutor(3) as pool:
+        responses = list(
+            pool.map(lambda _: post(serial_server.url, JFK, model="tiny.en"), range(3))
+        )
+    for response in responses:
+        assert response.status_code == 200, response.text
+        assert wer(JFK_WORDS, " ".join(s["text"] for s in response.json()["segments"])) <= 0.1
+    stats = queue(serial_server.url)
+    assert stats["peak_running"] == 1 and stats["capacity"] == 1
+    assert stats["completed"] >= 3 and stats["running"] == 0 and stats["queued"] == 0
+
+
+def test_overflow_gets_503_with_retry_after(serial_server: LiveServer) -> None:
+    wav, _ = pyannote_sample()  # 30 s with base: long enough for the others to pile up
+    before = queue(serial_server.url)["rejected"]
+
+    def one(i: int) -> httpx.Response:
+        if i % 2:
+            with JFK.open("rb") as f:
+                return httpx.post(
+                    f"{serial_server.url}/v1/audio/transcriptions",
+                    data={"model": "tiny.en"},
+                    files={"file": ("a.flac", f)},
+                    timeout=300,
+                )
+        return post(serial_server.url, wav, model="base")
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(one, range(6)))
+    rejected = [r for r in responses if r.status_code == 503]
+    served = [r for r in responses if r.status_code == 200]
+    assert len(rejected) >= 1 and len(served) >= 3  # 1 running + 2 queued at the least
+    assert len(rejected) + len(served) == 6
+    for response in rejected:
+        assert int(response.headers["retry-after"]) >= 1
+        body = response.json()
+        message = body["error"]["message"] if "error" in body else body["detail"]
+        assert "MAX_QUEUE_SIZE=2" in message
+    assert queue(serial_server.url)["rejected"] - before == len(rejected)
+    samples = metric_samples(serial_server.url)
+    assert samples["whisperx_queue_rejected"][0].value >= len(rejected)
+
+
+def test_client_that_leaves_while_queued_never_runs(serial_server: LiveServer) -> None:
+    wav, _ = pyannote_sample()
+    before = queue(serial_server.url)
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(post, serial_server.url, wav, model="base")
+        time.sleep(0.5)  # the long request holds the only slot
+        with pytest.raises(httpx.ReadTimeout):
+            post(serial_server.url, JFK, timeout=1.0, model="tiny.en")
+        assert busy.result().status_code == 200
+    deadline = time.monotonic() + 10
+    while queue(serial_server.url)["abandoned"] == before["abandoned"]:
+        assert time.monotonic() < deadline, "the abandoned request was not dropped"
+        time.sleep(0.2)
+    after = queue(serial_server.url)
+    assert after["completed"] - before["completed"] == 1  # only the long request ran
+    assert after["queued"] == 0
+
+
+def test_idle_model_is_evicted_and_reloaded(serial_server: LiveServer) -> None:
+    assert post(serial_server.url, JFK, model="tiny.en").status_code == 200
+    time.sleep(1.5)  # MODEL_KEEP_ALIVE_SECONDS=1
+    assert post(serial_server.url, SPANISH, model="base").status_code == 200
+    health = httpx.get(f"{serial_server.url}/health").json()
+    assert health["loaded_models"] == ["base"]
+    evictions = metric_samples(serial_server.url)["whisperx_model_evictions"]
+    assert any(s.labels == {"model": "whisper/tiny.en"} and s.value >= 1 for s in evictions)
+    again = post(serial_server.url, JFK, model="tiny.en")  # reloads transparently
+    assert again.status_code == 200
+    assert "fellow americans" in " ".join(normalize(again.json()["segments"][0]["text"]))
+
+
+def test_metrics_names_and_labels(serial_server: LiveServer) -> None:
+    samples = metric_samples(serial_server.url)
+    expected = {
+        "whisperx_requests": {"endpoint", "status"},
+        "whisperx_request_duration_seconds": {"endpoint"},
+        "whisperx_active_transcriptions": set(),
+        "whisperx_loaded_models": set(),
+        "whisperx_model_evictions": {"model"},
+        "whisperx_audio_duration_seconds": set(),
+        "whisperx_audio_size_megabytes": set(),
+        "whisperx_vram_allocated_bytes": set(),
+        "whisperx_service_info": {"version", "engine", "device", "compute_type", "serve_mode"},
+        "whisperx_queue_wait_seconds": set(),
+        "whisperx_stage_duration_seconds": {"stage"},
+    }
+    for name, labels in expected.items():
+        assert name in samples, name
+        for sample in samples[name]:
+            assert set(sample.labels) - {"le"} == labels, (name, sample.labels)
+    statuses = {s.labels["status"] for s in samples["whisperx_requests"]}
+    assert {"ok", "http_503"} <= statuses
+    stages = {s.labels["stage"] for s in samples["whisperx_stage_duration_seconds"]}
+    assert {"decode", "vad+asr"} <= stages
+    durations = [s for s in samples["whisperx_audio_duration_seconds"] if s.name.endswith("_sum")]
+    assert durations[0].value > 30
+
+
+@pytest.fixture(scope="module")
+def parallel_server(
+    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
+) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("parallel"), cache_dir, GPU_CONCURRENCY="3")
+    yield server
+    server.stop()
+
+
+def test_concurrent_requests_on_one_model_keep_their_own_options(
+    parallel_server: LiveServer,
+) -> None:
+    url = parallel_server.url
+    jobs = [
+        (SPANISH, {"model": "base", "task": "translate"}),
+        (SPANISH, {"model": "base", "language": "es"}),
+        (JFK, {"model": "base", "language": "en", "initial_prompt": "Kennedy, 1961."}),
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda job: post(url, job[0], **job[1]).json(), jobs))
+    texts = [normalize(" ".join(s["text"] for s in r["segments"])) for r in results]
+    assert "beach" in texts[0] and "playa" not in texts[0]
+    assert "playa" in texts[1] and results[1]["language"] == "es"
+    assert "americans" in texts[2] and results[2]["language"] == "en"
+    assert queue(url)["peak_running"] >= 2  # they really overlapped
