@@ -3,7 +3,7 @@
 # bundled models and committed audio). Installs what is missing on first run.
 set -euo pipefail
 cd "$(dirname "$0")"
-source scripts/bootstrap.sh
+source scripts/bootstrap.sh --all-extras
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 uv run --frozen mypy
