@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     """How long the hub reachability probe may take, in seconds, before the hub is
     considered unreachable (so a request never hangs on a download that cannot start)."""
 
+    diarization_model: str = "auto"
+    """Speaker diarization pipeline: `auto` (pyannote's speaker-diarization-community-1 when
+    HF_TOKEN is set and the hub or its cache has it, else the offline pipeline), `offline`
+    (bundled segmentation-3.0 + GE2E embeddings + agglomerative clustering, no hub), `none`
+    (never diarize: requests for speakers succeed without them and say so), or a hub
+    pipeline id."""
+
+    diarization_threshold: float = Field(default=0.45, gt=0, lt=2)
+    """Offline pipeline's clustering threshold (cosine distance between speaker centroids):
+    lower splits voices into more speakers, higher merges them."""
+
+    alignment: Literal["auto", "wav2vec2", "dtw"] = "auto"
+    """Word alignment: `dtw` = Whisper's cross-attention timings (always available);
+    `wav2vec2` = whisperX's forced alignment (needs its language model locally or from the
+    hub; falls back to dtw, saying so); `auto` = wav2vec2 when the hub is reachable."""
+
     log_level: str = "INFO"
     """Python logging level for the service's own loggers."""
 

@@ -14,6 +14,7 @@ class Word:
     end_ms: int
     text: str
     probability: float
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,18 @@ class Transcript:
     """Where word times came from: `whisper-dtw`, or None when words were not requested."""
     notes: tuple[str, ...] = ()
     """Degradations worth telling the client about (e.g. a stage that was skipped)."""
+    diarization: str | None = None
+    """The pipeline that labelled speakers, or None when speakers were not labelled."""
+    speaker_embeddings: dict[str, list[float]] | None = None
+
+    @property
+    def speakers(self) -> list[str]:
+        """Speaker labels in order of first appearance."""
+        seen: dict[str, None] = {}
+        for segment in self.segments:
+            if segment.speaker:
+                seen.setdefault(segment.speaker)
+        return list(seen)
 
     @property
     def text(self) -> str:

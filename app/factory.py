@@ -13,11 +13,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.alignment import Aligner
 from app.api import asr, openai_routes, system
 from app.api.error_handlers import install_error_handlers
 from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
 from app.config import Settings
+from app.diarization.service import DiarizationService
 from app.engines.base import Engine
 from app.engines.select import build_engine
 from app.metrics import Metrics
@@ -64,8 +66,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.model_keep_alive_seconds,
         settings.model_eviction_interval_seconds,
     )
+    device = state.engine.device
     state.transcriber = Transcriber(
-        state.engine, state.registry, state.model_cache, state.admission, metrics, state.evictor
+        state.engine,
+        state.registry,
+        state.model_cache,
+        state.admission,
+        metrics,
+        state.evictor,
+        aligner=Aligner(settings, state.hub, state.model_cache, device),
+        diarization=DiarizationService(settings, state.hub, state.model_cache, device),
     )
     state.metrics.info.info(
         {

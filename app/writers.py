@@ -25,12 +25,15 @@ def _caption(segment: Segment) -> str:
 
 
 def word_json(word: Word) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "word": word.text.strip(),
         "start": seconds(word.start_ms),
         "end": seconds(word.end_ms),
         "score": round(word.probability, 3),
     }
+    if word.speaker:
+        out["speaker"] = word.speaker
+    return out
 
 
 class Writer:
@@ -96,11 +99,7 @@ class AsrJsonWriter(Writer):
 
     def document(self, transcript: Transcript) -> dict[str, Any]:
         segments = [self._segment(s) for s in transcript.segments]
-        words = [
-            {**word_json(w), **({"speaker": s.speaker} if s.speaker else {})}
-            for s in transcript.segments
-            for w in s.words
-        ]
+        words = [word_json(w) for s in transcript.segments for w in s.words]
         return {
             "text": segments,
             "language": transcript.language,
@@ -109,6 +108,8 @@ class AsrJsonWriter(Writer):
             "duration": seconds(transcript.duration_ms),
             "model": transcript.model,
             "word_timestamps": transcript.word_timestamps,
+            "diarization": transcript.diarization,
+            "speakers": transcript.speakers,
             "notes": list(transcript.notes),
         }
 
@@ -127,7 +128,10 @@ class AsrJsonWriter(Writer):
         return out
 
     def write(self, transcript: Transcript) -> str:
-        return json.dumps(self.document(transcript), ensure_ascii=False)
+        document = self.document(transcript)
+        if transcript.speaker_embeddings is not None:
+            document["speaker_embeddings"] = transcript.speaker_embeddings
+        return json.dumps(document, ensure_ascii=False)
 
 
 WRITERS: dict[str, type[Writer]] = {

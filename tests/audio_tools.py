@@ -37,8 +37,8 @@ class Turn:
     text: str
 
 
-def conversation_turns() -> list[Turn]:
-    return [Turn(**t) for t in json.loads((FIXTURES / "conversation.json").read_text())]
+def conversation_turns(name: str = "conversation") -> list[Turn]:
+    return [Turn(**t) for t in json.loads((FIXTURES / f"{name}.json").read_text())]
 
 
 # extension -> (container format, codec, sample rate)

@@ -7,19 +7,17 @@ whisper-asr-webservice does (Speakr sends a few that only some servers understan
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from app.api.params import Fields
+from app.api.params import Fields, speaker_limits
 from app.api.uploads import saved_upload, upload_name
 from app.domain import DecodeOptions
-from app.errors import InvalidRequest
 from app.languages import language_name
-from app.services.transcriber import Transcriber
+from app.services.transcriber import SpeakerRequest, Transcriber
 from app.writers import writer_for
 
 log = logging.getLogger(__name__)
@@ -38,17 +36,6 @@ async def _fields(request: Request) -> Fields:
     return Fields(request.query_params, await request.form())
 
 
-def _speaker_limits(fields: Fields) -> tuple[int | None, int | None, int | None]:
-    num = fields.integer("num_speakers", minimum=1)
-    low = fields.integer("min_speakers", minimum=1)
-    high = fields.integer("max_speakers", minimum=1)
-    if low is not None and high is not None and low > high:
-        raise InvalidRequest(
-            f"min_speakers ({low}) is greater than max_speakers ({high}).", param="min_speakers"
-        )
-    return num, low, high
-
-
 @router.post("/asr", summary="Transcribe or translate an audio file")
 async def asr(
     request: Request,
@@ -63,10 +50,11 @@ async def asr(
     encode: str | None = _q("true (default): decode with FFmpeg; false: raw s16le 16 kHz mono PCM"),
     word_timestamps: str | None = _q("true (default): per-word times"),
     vad_filter: str | None = _q("true (default): skip non-speech with Silero VAD"),
-    diarize: str | None = _q("Speaker labels (not in this version: reported as skipped)"),
-    num_speakers: str | None = _q("Exact number of speakers"),
+    diarize: str | None = _q("true (default): label speakers (alias: enable_diarization)"),
+    num_speakers: str | None = _q("Exact number of speakers (overrides min/max)"),
     min_speakers: str | None = _q("Minimum number of speakers"),
     max_speakers: str | None = _q("Maximum number of speakers"),
+    return_speaker_embeddings: str | None = _q("true: one 256-d vector per speaker"),
 ) -> Response:
     fields = await _fields(request)
     fmt = fields.choice("output_format", "output", options=OUTPUTS, default="json")
@@ -79,8 +67,12 @@ async def asr(
         word_timestamps=fields.boolean("word_timestamps", default=True),
         vad_filter=fields.boolean("vad_filter", default=True),
     )
-    _speaker_limits(fields)
-    wants_speakers = fields.boolean("diarize", "enable_diarization", default=False)
+    limits = speaker_limits(fields)
+    speakers = None
+    if fields.boolean("diarize", "enable_diarization", default=True):
+        speakers = SpeakerRequest(
+            limits, return_embeddings=fields.boolean("return_speaker_embeddings", default=False)
+        )
     transcriber: Transcriber = request.app.state.transcriber
     settings = request.app.state.settings
     async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
@@ -90,11 +82,8 @@ async def asr(
             options=options,
             encoded=encoded,
             disconnected=request.is_disconnected,
+            speakers=speakers,
         )
-    if wants_speakers:
-        note = "diarization skipped: speaker diarization is not available in this version"
-        log.warning(note)
-        transcript = replace(transcript, notes=(*transcript.notes, note))
     writer = writer_for(fmt)
     filename = f"{upload_name(audio_file)}.{writer.extension}"
     headers = {

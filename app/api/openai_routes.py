@@ -8,17 +8,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app.api.openai_schemas import ModelList, ModelObject, TranscriptionJson, usage_of, verbose
+from app.api.openai_schemas import (
+    ModelList,
+    ModelObject,
+    TranscriptionJson,
+    diarized,
+    usage_of,
+    verbose,
+)
 from app.api.params import Fields
 from app.api.uploads import saved_upload
 from app.domain import DecodeOptions, Task
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
-from app.services.transcriber import Transcriber
+from app.services.transcriber import SpeakerRequest, Transcriber
 from app.writers import SrtWriter, VttWriter
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES = ("word", "segment")
 _COMMON_FIELDS = {
     "file",
@@ -35,6 +42,10 @@ _TRANSCRIBE_FIELDS = _COMMON_FIELDS | {
     "timestamp_granularities",
     "include[]",
     "include",
+    "known_speaker_names[]",
+    "known_speaker_names",
+    "known_speaker_references[]",
+    "known_speaker_references",
 }
 
 
@@ -74,6 +85,30 @@ def _check_unsupported(fields: Fields, form: Any) -> None:
         )
 
 
+def _known_speaker_names(form: Any, fmt: str) -> list[str]:
+    references = [
+        *form.getlist("known_speaker_references[]"),
+        *form.getlist("known_speaker_references"),
+    ]
+    if references:
+        raise UnsupportedParameter(
+            "known_speaker_references are not supported; send known_speaker_names[] alone to "
+            "name speakers in order of first appearance.",
+            param="known_speaker_references",
+        )
+    names = [
+        str(v).strip()
+        for v in (*form.getlist("known_speaker_names[]"), *form.getlist("known_speaker_names"))
+        if str(v).strip()
+    ]
+    if names and fmt != "diarized_json":
+        raise InvalidRequest(
+            "known_speaker_names requires response_format=diarized_json.",
+            param="known_speaker_names",
+        )
+    return names
+
+
 async def _run(request: Request, file: UploadFile | None, task: Task) -> Response:
     form = await request.form()
     fields = Fields({}, form)
@@ -86,6 +121,11 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
             "timestamp_granularities requires response_format=verbose_json.",
             param="timestamp_granularities",
         )
+    if fmt == "diarized_json" and task != "transcribe":
+        raise InvalidRequest(
+            "diarized_json is only available for transcriptions.", param="response_format"
+        )
+    known_names = _known_speaker_names(form, fmt)
     options = DecodeOptions(
         task=task,
         language=fields.language(),
@@ -101,7 +141,10 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
             model=fields.text("model"),
             options=options,
             disconnected=request.is_disconnected,
+            speakers=SpeakerRequest() if fmt == "diarized_json" else None,
         )
+    if fmt == "diarized_json":
+        return JSONResponse(diarized(transcript, known_names).model_dump(exclude_none=True))
     if fmt == "text":
         return PlainTextResponse(transcript.text + "\n")
     if fmt == "srt":

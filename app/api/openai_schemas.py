@@ -98,3 +98,63 @@ def verbose(transcript: Transcript, *, segments: bool, words: bool) -> VerboseTr
         else None,
         usage=usage_of(transcript) if transcript.task == "transcribe" else None,
     )
+
+
+class DiarizedSegment(BaseModel):
+    type: Literal["transcript.text.segment"] = "transcript.text.segment"
+    id: str
+    start: float
+    end: float
+    speaker: str
+    text: str
+
+
+class DiarizedTranscription(BaseModel):
+    """OpenAI's TranscriptionDiarized, plus `notes` when diarization degraded."""
+
+    task: Literal["transcribe"] = "transcribe"
+    duration: float
+    text: str
+    segments: list[DiarizedSegment]
+    usage: Usage | None = None
+    notes: list[str] | None = None
+
+
+def speaker_names(speakers: list[str], known: list[str]) -> dict[str, str]:
+    """Labels in order of first appearance -> the client's names, then A, B, C, ..."""
+    names: dict[str, str] = {}
+    for index, label in enumerate(speakers):
+        if index < len(known):
+            names[label] = known[index]
+        else:
+            names[label] = _letters(index)
+    return names
+
+
+def _letters(index: int) -> str:
+    label = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        label = chr(ord("A") + rest) + label
+    return label
+
+
+def diarized(transcript: Transcript, known_names: list[str]) -> DiarizedTranscription:
+    names = speaker_names(transcript.speakers, known_names)
+    return DiarizedTranscription(
+        duration=seconds(transcript.duration_ms),
+        text=transcript.text,
+        segments=[
+            DiarizedSegment(
+                id=f"seg_{s.id}",
+                start=seconds(s.start_ms),
+                end=seconds(s.end_ms),
+                speaker=names.get(s.speaker or "", "unknown"),
+                text=s.text.strip(),
+            )
+            for s in transcript.segments
+        ],
+        usage=usage_of(transcript),
+        notes=list(transcript.notes) or None,
+    )

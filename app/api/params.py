@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 
+from app.diarization.diarizer import SpeakerLimits
 from app.errors import InvalidRequest
 from app.languages import normalize_language
 
@@ -92,3 +93,17 @@ class Fields:
                 param=name,
             )
         return code
+
+
+def speaker_limits(fields: Fields) -> SpeakerLimits:
+    """num_speakers, or min/max_speakers: positive, and min <= max."""
+    num = fields.integer("num_speakers", minimum=1)
+    low = fields.integer("min_speakers", minimum=1)
+    high = fields.integer("max_speakers", minimum=1)
+    if low is not None and high is not None and low > high:
+        raise InvalidRequest(
+            f"min_speakers ({low}) is greater than max_speakers ({high}).", param="min_speakers"
+        )
+    if num is not None:
+        return SpeakerLimits(num_speakers=num)  # an exact count overrides the bounds
+    return SpeakerLimits(min_speakers=low, max_speakers=high)

@@ -11,9 +11,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from app.alignment import Aligner
 from app.audio import decode_file
+from app.diarization.assign import drop_words, label_speakers
+from app.diarization.diarizer import SpeakerLimits
+from app.diarization.service import DiarizationService
 from app.domain import Audio, DecodeOptions, LanguageGuess, Transcript
 from app.engines.base import Engine, LoadedModel
 from app.errors import InvalidRequest
@@ -28,6 +33,14 @@ log = logging.getLogger(__name__)
 Disconnected = Callable[[], Awaitable[bool]]
 
 
+@dataclass(frozen=True)
+class SpeakerRequest:
+    """A request for speaker labels (and, optionally, one embedding per speaker)."""
+
+    limits: SpeakerLimits = field(default_factory=SpeakerLimits)
+    return_embeddings: bool = False
+
+
 class Transcriber:
     def __init__(
         self,
@@ -37,6 +50,8 @@ class Transcriber:
         admission: Admission,
         metrics: Metrics,
         evictor: IdleEvictor,
+        aligner: Aligner | None = None,
+        diarization: DiarizationService | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -44,6 +59,8 @@ class Transcriber:
         self.admission = admission
         self.metrics = metrics
         self.evictor = evictor
+        self.aligner = aligner
+        self.diarization = diarization
 
     async def resolve(self, model: str | None) -> ModelRef:
         # May probe the hub (bounded by HUB_TIMEOUT_SECONDS): keep it off the event loop.
@@ -67,6 +84,7 @@ class Transcriber:
         options: DecodeOptions,
         encoded: bool = True,
         disconnected: Disconnected | None = None,
+        speakers: SpeakerRequest | None = None,
     ) -> Transcript:
         ref = await self.resolve(model)
         _check_options(ref.name, ref.english_only, options)
@@ -75,7 +93,7 @@ class Transcriber:
             self.metrics.queue_wait.observe(waited)
             self.metrics.active.inc()
             try:
-                return await asyncio.to_thread(self._run, ref, path, encoded, options)
+                return await asyncio.to_thread(self._run, ref, path, encoded, options, speakers)
             finally:
                 self.metrics.active.dec()
 
@@ -106,14 +124,31 @@ class Transcriber:
         self.metrics.audio_duration.observe(audio.duration_ms / 1000)
         return audio
 
-    def _run(self, ref: ModelRef, path: Path, encoded: bool, options: DecodeOptions) -> Transcript:
+    def _timed[T](self, stage: str, work: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.metrics.stage.labels(stage=stage).observe(time.perf_counter() - started)
+
+    def _run(
+        self,
+        ref: ModelRef,
+        path: Path,
+        encoded: bool,
+        options: DecodeOptions,
+        speakers: SpeakerRequest | None,
+    ) -> Transcript:
         self.evictor.sweep()  # other models idle past their keep-alive go first
         audio = self._decode(path, encoded)
+        # Speaker turns are put on words, so diarization needs word times even when the
+        # client did not ask for them (they are dropped again before answering).
+        asr_options = replace(options, word_timestamps=True) if speakers else options
         loaded: LoadedModel
         with self._whisper(ref) as loaded:
             _check_options(ref.name, loaded.english_only, options)
             started = time.perf_counter()
-            transcript = loaded.transcribe(audio, options)
+            transcript = loaded.transcribe(audio, asr_options)
             elapsed = time.perf_counter() - started
         self.metrics.stage.labels(stage="vad+asr").observe(elapsed)
         log.info(
@@ -124,7 +159,36 @@ class Transcriber:
             transcript.language,
             len(transcript.segments),
         )
-        return transcript
+        return self._post_process(transcript, audio, options, speakers)
+
+    def _post_process(
+        self,
+        transcript: Transcript,
+        audio: Audio,
+        options: DecodeOptions,
+        speakers: SpeakerRequest | None,
+    ) -> Transcript:
+        """Alignment, then diarization; each stage that cannot run says so in `notes`."""
+        notes: list[str] = []
+        if transcript.word_timestamps and self.aligner is not None:
+            aligner = self.aligner
+            aligned = self._timed("align", lambda: aligner.align(transcript, audio))
+            transcript = aligned.transcript
+            notes.extend(aligned.notes)
+        if speakers is not None:
+            if self.diarization is None:
+                notes.append("diarization skipped: not available in this server")
+            else:
+                service = self.diarization
+                result = self._timed("diarize", lambda: service.diarize(audio, speakers.limits))
+                notes.extend(result.notes)
+                if result.diarization is not None:
+                    transcript = label_speakers(transcript, result.diarization)
+                    if not speakers.return_embeddings:
+                        transcript = replace(transcript, speaker_embeddings=None)
+        if not options.word_timestamps:
+            transcript = drop_words(transcript)
+        return replace(transcript, notes=(*transcript.notes, *notes))
 
     def _detect(self, ref: ModelRef, path: Path, encoded: bool) -> LanguageGuess:
         self.evictor.sweep()

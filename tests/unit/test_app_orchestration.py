@@ -19,6 +19,7 @@ AUDIO = JFK.read_bytes()
 
 
 def make_client(tmp_path: Path, engine: FakeEngine, **settings: object) -> TestClient:
+    settings.setdefault("diarization_model", "none")  # fakes only: no real pipeline
     app = create_app(
         Settings(_env_file=None, cache_dir=tmp_path, hf_hub_offline=True, **settings),  # type: ignore[arg-type]
         engine=engine,
@@ -59,7 +60,13 @@ def test_concurrent_requests_keep_their_own_options(client: TestClient, engine: 
 
 
 def test_hotwords_and_flags_reach_the_engine(client: TestClient, engine: FakeEngine) -> None:
-    asr(client, hotwords="Speakr, WhisperX", vad_filter="false", word_timestamps="false")
+    asr(
+        client,
+        hotwords="Speakr, WhisperX",
+        vad_filter="false",
+        word_timestamps="false",
+        diarize="false",
+    )
     options = engine.calls[-1]
     assert options.hotwords == "Speakr, WhisperX"
     assert options.vad_filter is False and options.word_timestamps is False

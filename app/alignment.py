@@ -1,0 +1,130 @@
+"""Word alignment stage: whisperX's wav2vec2 forced alignment where its model can be had,
+otherwise the DTW word times Whisper already produced. Responses say which one was used."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from app.config import Settings
+from app.domain import Audio, Transcript, Word
+from app.models.hub import HubClient
+from app.services.model_cache import ModelCache
+
+log = logging.getLogger(__name__)
+
+
+class _AlignModel:
+    def __init__(self, model: Any, metadata: dict[str, Any]) -> None:
+        self.model = model
+        self.metadata = metadata
+
+    def unload(self) -> None:
+        self.model = None
+
+
+@dataclass(frozen=True)
+class AlignmentResult:
+    transcript: Transcript
+    notes: tuple[str, ...] = ()
+
+
+class Aligner:
+    def __init__(self, settings: Settings, hub: HubClient, cache: ModelCache, device: str) -> None:
+        self._settings = settings
+        self._hub = hub
+        self._cache = cache
+        self._device = "cuda" if device == "cuda" else "cpu"
+
+    def wants_wav2vec2(self) -> bool:
+        mode = self._settings.alignment
+        return mode == "wav2vec2" or (mode == "auto" and self._hub.reachable())
+
+    def align(self, transcript: Transcript, audio: Audio) -> AlignmentResult:
+        """Blocking. Returns the transcript with wav2vec2 word times, or unchanged (DTW)."""
+        if not transcript.segments or not self.wants_wav2vec2():
+            return AlignmentResult(transcript)
+        language = transcript.language
+        try:
+            import whisperx
+
+            def load() -> _AlignModel:
+                model, metadata = whisperx.load_align_model(language, self._device)
+                return _AlignModel(model, metadata)
+
+            with self._cache.use(f"alignment/{language}", load) as loaded:
+                result = whisperx.align(
+                    [
+                        {"start": s.start_ms / 1000, "end": s.end_ms / 1000, "text": s.text}
+                        for s in transcript.segments
+                    ],
+                    loaded.model,
+                    loaded.metadata,
+                    np.asarray(audio.samples),
+                    self._device,
+                    return_char_alignments=False,
+                )
+        except Exception as exc:  # no model offline, no punkt data, unsupported language
+            note = (
+                f"wav2vec2 alignment unavailable for '{language}' ({exc}); "
+                "word times are whisper-dtw"
+            )
+            log.warning(note)
+            return AlignmentResult(transcript, (note,))
+        return AlignmentResult(apply_alignment(transcript, result.get("segments", [])))
+
+
+def _timed_words(aligned: list[dict[str, Any]], start_ms: int, end_ms: int) -> list[Word]:
+    """whisperX's words in order; ones it could not align keep a time between neighbours."""
+    raw = [w for a in aligned for w in (a.get("words") or [])]
+    words: list[Word] = []
+    for i, item in enumerate(raw):
+        start, end = item.get("start"), item.get("end")
+        if start is None or end is None:
+            # Numerals and symbols have no characters wav2vec2 knows: keep the word, timed
+            # from the previous aligned word's end to the next one's start.
+            previous_end = words[-1].end_ms / 1000 if words else start_ms / 1000
+            following = next(
+                (w["start"] for w in raw[i + 1 :] if w.get("start") is not None), end_ms / 1000
+            )
+            start, end = previous_end, max(previous_end, following)
+        words.append(
+            Word(
+                round(start * 1000),
+                round(end * 1000),
+                " " + str(item["word"]),
+                float(item.get("score") or 0.0),
+            )
+        )
+    return words
+
+
+def apply_alignment(transcript: Transcript, aligned: list[dict[str, Any]]) -> Transcript:
+    """Replace word times with whisperX's; segments keep Whisper's text and statistics.
+    whisperX may split segments into sentences, so words go back to our segments by time."""
+    segments = transcript.segments
+    words = _timed_words(aligned, segments[0].start_ms, segments[-1].end_ms)
+    if not words:
+        return transcript
+    buckets: list[list[Word]] = [[] for _ in segments]
+    for word in words:
+        middle = (word.start_ms + word.end_ms) / 2
+        index = min(
+            range(len(segments)),
+            key=lambda i: (
+                0
+                if segments[i].start_ms <= middle <= segments[i].end_ms
+                else min(abs(middle - segments[i].start_ms), abs(middle - segments[i].end_ms))
+            ),
+        )
+        buckets[index].append(word)
+    return replace(
+        transcript,
+        segments=tuple(
+            replace(s, words=tuple(b) or s.words) for s, b in zip(segments, buckets, strict=True)
+        ),
+        word_timestamps="wav2vec2",
+    )

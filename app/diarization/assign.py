@@ -1,0 +1,90 @@
+"""Put speaker labels on words and segments, splitting segments where the speaker changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from app.diarization.diarizer import Diarization, SpeakerTurn
+from app.domain import Segment, Transcript, Word
+
+
+def _speaker_at(start_ms: int, end_ms: int, turns: tuple[SpeakerTurn, ...]) -> str | None:
+    """The turn overlapping [start, end] the most; else the nearest one (no orphan text)."""
+    if not turns:
+        return None
+    best, best_overlap = None, 0
+    for turn in turns:
+        overlap = min(end_ms, turn.end_ms) - max(start_ms, turn.start_ms)
+        if overlap > best_overlap:
+            best, best_overlap = turn.speaker, overlap
+    if best is not None:
+        return best
+    middle = (start_ms + end_ms) / 2
+    return min(turns, key=lambda t: min(abs(middle - t.start_ms), abs(middle - t.end_ms))).speaker
+
+
+def _split(segment: Segment, turns: tuple[SpeakerTurn, ...]) -> list[Segment]:
+    if not segment.words:
+        return [replace(segment, speaker=_speaker_at(segment.start_ms, segment.end_ms, turns))]
+    words = [replace(w, speaker=_speaker_at(w.start_ms, w.end_ms, turns)) for w in segment.words]
+    runs: list[list[Word]] = [[words[0]]]
+    for word in words[1:]:
+        if word.speaker == runs[-1][-1].speaker:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    if len(runs) == 1:
+        return [replace(segment, words=tuple(words), speaker=words[0].speaker)]
+    pieces = []
+    for i, run in enumerate(runs):
+        pieces.append(
+            replace(
+                segment,
+                start_ms=segment.start_ms if i == 0 else run[0].start_ms,
+                end_ms=segment.end_ms if i == len(runs) - 1 else run[-1].end_ms,
+                text="".join(w.text for w in run),
+                words=tuple(run),
+                speaker=run[0].speaker,
+                tokens=(),  # the token ids of a part of a segment are not known
+            )
+        )
+    return pieces
+
+
+def label_speakers(transcript: Transcript, diarization: Diarization) -> Transcript:
+    """Label every word and segment; rename speakers SPEAKER_00, 01, ... by first appearance."""
+    turns = diarization.turns
+    segments = [piece for s in transcript.segments for piece in _split(s, turns)]
+    order: dict[str, str] = {}
+    for label in [s.speaker for s in segments] + [t.speaker for t in turns]:
+        if label is not None and label not in order:
+            order[label] = f"SPEAKER_{len(order):02d}"
+
+    def rename(label: str | None) -> str | None:
+        return order.get(label) if label is not None else None
+
+    renamed = tuple(
+        replace(
+            s,
+            id=i,
+            speaker=rename(s.speaker),
+            words=tuple(replace(w, speaker=rename(w.speaker)) for w in s.words),
+        )
+        for i, s in enumerate(segments)
+    )
+    embeddings = {order[k]: v for k, v in diarization.embeddings.items() if k in order}
+    return replace(
+        transcript,
+        segments=renamed,
+        diarization=diarization.pipeline,
+        speaker_embeddings=dict(sorted(embeddings.items())),
+    )
+
+
+def drop_words(transcript: Transcript) -> Transcript:
+    """Remove word timings the client did not ask for (they were needed for splitting)."""
+    return replace(
+        transcript,
+        segments=tuple(replace(s, words=()) for s in transcript.segments),
+        word_timestamps=None,
+    )

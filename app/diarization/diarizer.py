@@ -1,0 +1,79 @@
+"""Who spoke when: run a diarization pipeline on decoded audio, return plain turns."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.domain import Audio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    start_ms: int
+    end_ms: int
+    speaker: str
+
+
+@dataclass(frozen=True)
+class SpeakerLimits:
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+@dataclass(frozen=True)
+class Diarization:
+    turns: tuple[SpeakerTurn, ...]
+    """Non-overlapping turns (pyannote's exclusive diarization), in time order."""
+    embeddings: dict[str, list[float]] = field(default_factory=dict)
+    pipeline: str = ""
+
+
+class Diarizer:
+    """Wraps one loaded pyannote pipeline; safe to share, one call at a time per model."""
+
+    def __init__(self, name: str, pipeline: Any) -> None:
+        self.name = name
+        self._pipeline = pipeline
+
+    def diarize(self, audio: Audio, limits: SpeakerLimits) -> Diarization:
+        import torch
+
+        samples = np.asarray(audio.samples, dtype=np.float32)
+        file = {
+            "waveform": torch.from_numpy(samples)[None],
+            "sample_rate": audio.sample_rate,
+            "uri": "upload",
+        }
+        kwargs = {
+            k: v
+            for k, v in (
+                ("num_speakers", limits.num_speakers),
+                ("min_speakers", limits.min_speakers),
+                ("max_speakers", limits.max_speakers),
+            )
+            if v is not None
+        }
+        output = self._pipeline(file, **kwargs)
+        exclusive = getattr(output, "exclusive_speaker_diarization", output)
+        turns = tuple(
+            SpeakerTurn(round(seg.start * 1000), round(seg.end * 1000), str(label))
+            for seg, _, label in exclusive.itertracks(yield_label=True)
+        )
+        embeddings: dict[str, list[float]] = {}
+        vectors = getattr(output, "speaker_embeddings", None)
+        regular = getattr(output, "speaker_diarization", exclusive)
+        if vectors is not None:
+            for label, vector in zip(regular.labels(), vectors, strict=False):
+                if np.all(np.isfinite(vector)):
+                    embeddings[str(label)] = [round(float(x), 6) for x in vector]
+        return Diarization(tuple(sorted(turns, key=lambda t: t.start_ms)), embeddings, self.name)
+
+    def unload(self) -> None:
+        self._pipeline = None

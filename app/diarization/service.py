@@ -1,0 +1,87 @@
+"""Diarization as a pipeline stage: choose and cache a pipeline, degrade loudly, never fail
+the request (a transcript without speakers beats no transcript)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.diarization.diarizer import Diarization, Diarizer, SpeakerLimits
+from app.diarization.pipelines import HUB_PIPELINE, OFFLINE_NAME, build_hub, build_offline
+from app.domain import Audio
+from app.models.hub import HubClient
+from app.services.model_cache import ModelCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiarizationResult:
+    diarization: Diarization | None
+    notes: tuple[str, ...] = ()
+
+
+class DiarizationService:
+    def __init__(self, settings: Settings, hub: HubClient, cache: ModelCache, device: str) -> None:
+        self._settings = settings
+        self._hub = hub
+        self._cache = cache
+        self._device = "cuda" if device == "cuda" else "cpu"
+
+    def pipeline_name(self) -> str:
+        choice = self._settings.diarization_model
+        if choice == "offline":
+            return OFFLINE_NAME
+        if choice != "auto":
+            return choice
+        if self._settings.hf_token is not None and not self._hub.offline:
+            return HUB_PIPELINE
+        return OFFLINE_NAME
+
+    def _load(self, name: str) -> Diarizer:
+        if name == OFFLINE_NAME:
+            pipeline = build_offline(self._device, self._settings.diarization_threshold)
+        else:
+            token = self._settings.hf_token
+            pipeline = build_hub(name, token.get_secret_value() if token else None, self._device)
+        return Diarizer(name, pipeline)
+
+    def _run(self, name: str, audio: Audio, limits: SpeakerLimits) -> Diarization:
+        with self._cache.use(f"diarization/{name}", lambda: self._load(name)) as diarizer:
+            return diarizer.diarize(audio, limits)
+
+    def diarize(self, audio: Audio, limits: SpeakerLimits) -> DiarizationResult:
+        """Blocking; call from a worker thread."""
+        name = self.pipeline_name()
+        if name == "none":
+            return DiarizationResult(
+                None, ("diarization skipped: disabled on this server (DIARIZATION_MODEL=none)",)
+            )
+        notes: list[str] = []
+        started = time.perf_counter()
+        try:
+            result = self._run(name, audio, limits)
+        except Exception as exc:
+            if name == OFFLINE_NAME:
+                note = f"diarization skipped: the offline pipeline failed ({exc})"
+                log.warning(note, exc_info=True)
+                return DiarizationResult(None, (note,))
+            note = f"diarization fell back to the offline pipeline: {name} unavailable ({exc})"
+            log.warning(note)
+            notes.append(note)
+            try:
+                result = self._run(OFFLINE_NAME, audio, limits)
+            except Exception as offline_exc:
+                note = f"diarization skipped: the offline pipeline failed ({offline_exc})"
+                log.warning(note, exc_info=True)
+                return DiarizationResult(None, (*notes, note))
+        log.info(
+            "diarized %.1f s with %s in %.2f s: %d turns",
+            audio.duration_ms / 1000,
+            result.pipeline,
+            time.perf_counter() - started,
+            len(result.turns),
+        )
+        return DiarizationResult(result, tuple(notes))

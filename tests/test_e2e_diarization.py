@@ -1,0 +1,148 @@
+"""Speaker labels end to end: /asr (Speakr's fields) and OpenAI diarized_json, offline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from audio_tools import CONVERSATION, FIXTURES, JFK, Turn, conversation_turns, normalize
+from conftest import LiveServer, start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def asr(client: httpx.Client, path: Path, **params: str) -> dict:  # type: ignore[type-arg]
+    with path.open("rb") as f:
+        response = client.post("/asr", params=params, files={"audio_file": (path.name, f)})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def turn_of(start: float, end: float, turns: list[Turn]) -> Turn:
+    return max(turns, key=lambda t: min(end, t.end) - max(start, t.start))
+
+
+@pytest.mark.parametrize("name", ["conversation", "conversation3", "rapid"])
+def test_every_turn_is_one_speaker_and_turns_map_to_speakers(
+    client: httpx.Client, name: str
+) -> None:
+    turns = conversation_turns(name)
+    body = asr(client, FIXTURES / f"{name}.flac", model="tiny.en")
+    assert body["diarization"] == "offline-segmentation3-ge2e" and body["notes"] == []
+    voices = {t.speaker for t in turns}
+    assert len(body["speakers"]) == len(voices)
+    label_of: dict[str, set[str]] = {}
+    for word in body["word_segments"]:
+        turn = turn_of(word["start"], word["end"], turns)
+        label_of.setdefault(turn.speaker, set()).add(word["speaker"])
+    # one label per voice, and different voices get different labels
+    assert all(len(labels) == 1 for labels in label_of.values()), label_of
+    assert len({next(iter(v)) for v in label_of.values()}) == len(voices)
+    for segment in body["segments"]:
+        assert {w["speaker"] for w in segment["words"]} == {segment["speaker"]}
+    assert body["segments"][0]["speaker"] == "SPEAKER_00"
+
+
+def test_without_word_timestamps_segments_still_split_by_speaker(client: httpx.Client) -> None:
+    turns = conversation_turns("rapid")
+    body = asr(client, FIXTURES / "rapid.flac", model="tiny.en", word_timestamps="false")
+    assert body["word_segments"] == [] and all("words" not in s for s in body["segments"])
+    speakers = [s["speaker"] for s in body["segments"]]
+    expected = [turn_of(s["start"], s["end"], turns).speaker for s in body["segments"]]
+    assert len(set(speakers)) == 2
+    assert [speakers.index(s) for s in speakers] == [expected.index(e) for e in expected]
+
+
+def test_speaker_limits_and_embeddings(client: httpx.Client) -> None:
+    three = FIXTURES / "conversation3.flac"
+    assert len(asr(client, three, model="tiny.en", num_speakers="1")["speakers"]) == 1
+    assert len(asr(client, three, model="tiny.en", max_speakers="2")["speakers"]) <= 2
+    body = asr(client, three, model="tiny.en", return_speaker_embeddings="true")
+    vectors = body["speaker_embeddings"]
+    assert sorted(vectors) == body["speakers"] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
+    matrix = np.array([vectors[k] for k in sorted(vectors)])
+    assert matrix.shape == (3, 256) and np.all(np.isfinite(matrix))
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    assert similarity[np.triu_indices(3, 1)].max() < 0.9  # three different voices
+    assert "speaker_embeddings" not in asr(client, three, model="tiny.en")
+
+
+def test_speakr_reads_speaker_labels(client: httpx.Client) -> None:
+    params = {
+        "encode": "true",
+        "task": "transcribe",
+        "output": "json",
+        "language": "en",
+        "diarize": "true",
+        "min_speakers": "1",
+        "max_speakers": "4",
+        "model": "tiny.en",
+    }
+    body = asr(client, CONVERSATION, **params)
+    labels = [s["speaker"] for s in body["segments"]]
+    assert labels == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_00", "SPEAKER_01"]
+    assert "friday" in normalize(body["segments"][2]["text"])
+
+
+def test_srt_and_vtt_carry_speakers(client: httpx.Client) -> None:
+    with CONVERSATION.open("rb") as f:
+        srt_text = client.post(
+            "/asr",
+            params={"output": "srt", "model": "tiny.en"},
+            files={"audio_file": ("c.flac", f)},
+        ).text
+    assert "[SPEAKER_00]: Good morning" in srt_text and "[SPEAKER_01]: Thanks" in srt_text
+
+
+def test_diarize_false_has_no_speakers(client: httpx.Client) -> None:
+    body = asr(client, JFK, model="tiny.en", diarize="false")
+    assert body["diarization"] is None and body["speakers"] == []
+    assert all("speaker" not in s for s in body["segments"])
+
+
+def test_openai_diarized_json_with_known_names(live_server: LiveServer) -> None:
+    with (
+        openai.OpenAI(
+            base_url=f"{live_server.url}/v1", api_key="x", max_retries=0, timeout=300
+        ) as sdk,
+        CONVERSATION.open("rb") as f,
+    ):
+        result = sdk.audio.transcriptions.create(
+            model="tiny.en",
+            file=f,
+            response_format="diarized_json",
+            known_speaker_names=["Alice"],
+        )
+    assert [s.speaker for s in result.segments] == ["Alice", "B", "Alice", "B"]
+    assert all(s.type == "transcript.text.segment" for s in result.segments)
+    assert result.segments[1].text.startswith("Thanks")
+    assert result.duration > 17 and "budget report" in " ".join(normalize(result.text))
+
+
+@pytest.fixture(scope="module")
+def hub_token_server(
+    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
+) -> Iterator[LiveServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("hub"),
+        cache_dir,
+        HF_TOKEN="hf_not_a_token",
+        DIARIZATION_MODEL="pyannote/speaker-diarization-community-1",
+    )
+    yield server
+    server.stop()
+
+
+def test_unavailable_hub_pipeline_falls_back_and_says_so(hub_token_server: LiveServer) -> None:
+    with httpx.Client(base_url=hub_token_server.url, timeout=300) as c:
+        body = asr(c, CONVERSATION, model="tiny.en")
+    assert body["diarization"] == "offline-segmentation3-ge2e"
+    assert any("fell back to the offline pipeline" in n for n in body["notes"])
+    assert len(body["speakers"]) == 2
+    assert "fell back to the offline pipeline" in hub_token_server.logs()
+    assert "hf_not_a_token" not in hub_token_server.logs()  # secrets never reach the log

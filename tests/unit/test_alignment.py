@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from app.alignment import apply_alignment
+from app.domain import Segment, Transcript, Word
+
+
+def test_wav2vec2_times_replace_dtw_and_unaligned_words_keep_a_time() -> None:
+    dtw = (
+        Word(1_000, 1_500, " It", 0.5),
+        Word(1_500, 2_000, " costs", 0.5),
+        Word(2_000, 2_600, " 20", 0.5),
+        Word(2_600, 3_000, " dollars", 0.5),
+    )
+    transcript = Transcript(
+        (
+            Segment(0, 1_000, 3_000, " It costs 20 dollars", words=dtw),
+            Segment(1, 3_500, 4_000, " Bye", words=(Word(3_500, 4_000, " Bye", 0.5),)),
+        ),
+        "en",
+        1.0,
+        4_000,
+        word_timestamps="whisper-dtw",
+    )
+    aligned = [  # whisperX splits into sentences and cannot align the numeral
+        {
+            "words": [
+                {"word": "It", "start": 1.02, "end": 1.2, "score": 0.9},
+                {"word": "costs", "start": 1.3, "end": 1.7, "score": 0.8},
+                {"word": "20"},
+                {"word": "dollars", "start": 2.4, "end": 2.9, "score": 0.7},
+            ]
+        },
+        {"words": [{"word": "Bye", "start": 3.55, "end": 3.9, "score": 0.95}]},
+    ]
+    out = apply_alignment(transcript, aligned)
+    assert out.word_timestamps == "wav2vec2"
+    first = out.segments[0].words
+    assert [w.text.strip() for w in first] == ["It", "costs", "20", "dollars"]
+    assert (first[0].start_ms, first[0].end_ms) == (1_020, 1_200)
+    assert (first[2].start_ms, first[2].end_ms) == (1_700, 2_400)  # between its neighbours
+    assert [w.text.strip() for w in out.segments[1].words] == ["Bye"]
+    assert out.segments[0].text == " It costs 20 dollars"  # Whisper's text is kept
+
+
+def test_nothing_aligned_keeps_the_dtw_words() -> None:
+    transcript = Transcript(
+        (Segment(0, 0, 500, " a", words=(Word(0, 500, " a", 0.5),)),),
+        "en",
+        1.0,
+        500,
+        word_timestamps="whisper-dtw",
+    )
+    assert apply_alignment(transcript, []) is transcript

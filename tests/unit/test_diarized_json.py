@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from app.api.openai_schemas import diarized, speaker_names
+from app.domain import Segment, Transcript
+
+
+def test_known_names_then_letters_in_order_of_first_appearance() -> None:
+    labels = [f"SPEAKER_{i:02d}" for i in range(3)]
+    assert speaker_names(labels, ["Alice"]) == {
+        "SPEAKER_00": "Alice",
+        "SPEAKER_01": "B",
+        "SPEAKER_02": "C",
+    }
+    assert speaker_names([f"S{i}" for i in range(28)], [])["S27"] == "AB"
+
+
+def test_diarized_json_shape() -> None:
+    transcript = Transcript(
+        (
+            Segment(0, 0, 1_500, " Hi there.", speaker="SPEAKER_00"),
+            Segment(1, 1_600, 2_000, " Hello.", speaker="SPEAKER_01"),
+        ),
+        "en",
+        1.0,
+        2_000,
+        diarization="offline",
+    )
+    body = diarized(transcript, ["Dana"]).model_dump(exclude_none=True)
+    assert body["task"] == "transcribe" and body["duration"] == 2.0
+    assert body["segments"][0] == {
+        "type": "transcript.text.segment",
+        "id": "seg_0",
+        "start": 0.0,
+        "end": 1.5,
+        "speaker": "Dana",
+        "text": "Hi there.",
+    }
+    assert body["segments"][1]["speaker"] == "B"
+    assert "notes" not in body
