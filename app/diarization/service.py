@@ -48,6 +48,18 @@ class DiarizationService:
             pipeline = build_hub(name, token.get_secret_value() if token else None, self._device)
         return Diarizer(name, pipeline)
 
+    def preload(self) -> None:
+        """Load the pipeline requests will use; a failure here is logged, not fatal (the
+        first request that needs it retries and reports what went wrong)."""
+        name = self.pipeline_name()
+        if name == "none":
+            return
+        try:
+            with self._cache.use(f"diarization/{name}", lambda: self._load(name)):
+                pass
+        except Exception as exc:
+            log.warning("could not preload diarization pipeline %s: %s", name, exc)
+
     def _run(self, name: str, audio: Audio, limits: SpeakerLimits) -> Diarization:
         with self._cache.use(f"diarization/{name}", lambda: self._load(name)) as diarizer:
             return diarizer.diarize(audio, limits)

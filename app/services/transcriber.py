@@ -67,12 +67,15 @@ class Transcriber:
         return await asyncio.to_thread(self.registry.resolve, model)
 
     async def preload(self, model: str) -> None:
-        """Load a model now (start-up), so the first request does not wait for it."""
+        """Load a model (and the diarization pipeline, on by default) now, at start-up, so
+        the first request does not wait for them."""
         ref = await self.resolve(model)
 
         def load() -> None:
             with self._whisper(ref):
                 pass
+            if self.diarization is not None:
+                self.diarization.preload()
 
         await asyncio.to_thread(load)
 
