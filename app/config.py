@@ -23,13 +23,14 @@ class Settings(BaseSettings):
     """Device for inference: `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `mps`."""
 
     compute_type: str = "auto"
-    """CTranslate2 compute type: `auto` (int8 on CPU, float16 on CUDA), `int8`, `float16`,
-    `float32`, `int8_float16`, ... Ignored by the MLX engine."""
+    """CTranslate2: `auto` (int8 on CPU, float16 on CUDA), `int8`, `float16`, `float32`,
+    `int8_float16`, ... MLX: `auto` (float32 on CPU, float16 on GPU), `float32`, `float16`."""
 
     batch_size: int = Field(default=1, ge=1, le=128)
     """Segments decoded together. 1 = sequential decoding with temperature fallback and
     previous-text conditioning (best quality); >1 = faster-whisper's batched pipeline over
-    VAD chunks (faster on GPUs; one temperature, no conditioning). Ignored by MLX."""
+    VAD chunks (faster on GPUs; one temperature, no conditioning). Ignored by MLX (greedy,
+    one window at a time)."""
 
     cpu_threads: int = Field(default=0, ge=0)
     """Threads per CTranslate2 model on CPU; 0 = one per core."""
@@ -48,7 +49,8 @@ class Settings(BaseSettings):
     """TCP port `entrypoint.sh` binds (uvicorn's `--port` wins when run directly)."""
 
     cache_dir: Path = Path.home() / ".cache" / "whisperx-service"
-    """Where assembled bundled models (e.g. base from its two package parts) are kept."""
+    """Where assembled bundled models (`bundled/`, e.g. base from its two package parts) and
+    models converted for MLX (`mlx/<name>/`) are kept."""
 
     models_dir: Path | None = None
     """Folder of local CTranslate2 models, one sub-folder per model name

@@ -36,6 +36,12 @@ def build_engine(settings: Settings) -> Engine:
             settings.cpu_threads,
             settings.gpu_concurrency,
         )
-    raise EngineUnavailable(
-        "ASR_ENGINE=mlx is not available in this version; use ASR_ENGINE=ctranslate2."
-    )
+    from app.engines.mlx_engine import MLXEngine  # imports MLX only when constructed
+
+    try:
+        return MLXEngine(settings.cache_dir, settings.device, settings.compute_type)
+    except ImportError as exc:
+        raise EngineUnavailable(
+            f"ASR_ENGINE=mlx needs MLX and mlx-whisper ({exc}); install them with "
+            "`uv sync --extra mlx`, or use ASR_ENGINE=ctranslate2."
+        ) from exc
