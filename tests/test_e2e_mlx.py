@@ -12,6 +12,7 @@ import pytest
 import srt
 import webvtt
 from audio_tools import CONVERSATION, JFK, JFK_WORDS, normalize, wer
+from checks import assert_ordered_timings, assert_verbose_conversation
 from conftest import LiveServer, start_server
 
 from app.engines.mlx_engine import prefer_openblas
@@ -69,16 +70,7 @@ def test_jfk_json_has_the_words_and_ordered_timings(client: httpx.Client) -> Non
     body = response.json()
     assert body["language"] == "en" and body["word_timestamps"] == "whisper-dtw"
     assert wer(JFK_WORDS, " ".join(s["text"] for s in body["segments"])) <= 0.1
-    duration = body["duration"]
-    previous_end = 0.0
-    for segment in body["segments"]:
-        assert previous_end - 0.01 <= segment["start"] < segment["end"] <= duration + 0.01
-        previous_end = segment["end"]
-        last = segment["start"] - 0.01
-        for word in segment["words"]:
-            assert last <= word["start"] <= word["end"] <= duration + 0.01
-            assert 0.0 <= word["score"] <= 1.0
-            last = word["start"]
+    assert_ordered_timings(body)
     heard = normalize(" ".join(w["word"] for w in body["word_segments"]))
     assert heard[:4] == ["and", "so", "my", "fellow"]
 
@@ -108,12 +100,4 @@ def test_openai_sdk_verbose_json_words(mlx_server: LiveServer) -> None:
             response_format="verbose_json",
             timestamp_granularities=["word", "segment"],
         )
-    assert result.language == "english" and 17.0 < result.duration < 20.0
-    assert result.segments and result.words
-    segment = result.segments[0]
-    assert segment.id == 0 and segment.tokens and segment.avg_logprob < 0
-    assert 0 <= segment.no_speech_prob <= 1 and segment.compression_ratio > 0
-    assert segment.temperature == 0.0
-    starts = [w.start for w in result.words]
-    assert starts == sorted(starts) and all(w.end <= result.duration + 0.01 for w in result.words)
-    assert normalize(" ".join(w.word for w in result.words))[:3] == ["good", "morning", "everyone"]
+    assert_verbose_conversation(result)

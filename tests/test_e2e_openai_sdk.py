@@ -8,6 +8,7 @@ import openai
 import pytest
 import srt
 from audio_tools import CONVERSATION, JFK, JFK_WORDS, SPANISH, normalize, wer
+from checks import assert_verbose_conversation
 from conftest import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -48,16 +49,7 @@ def test_verbose_json_with_words_and_segments(sdk: openai.OpenAI) -> None:
             response_format="verbose_json",
             timestamp_granularities=["word", "segment"],
         )
-    assert result.language == "english"
-    assert 17.0 < result.duration < 20.0
-    assert result.segments and result.words
-    segment = result.segments[0]
-    assert segment.id == 0 and segment.tokens and segment.avg_logprob < 0
-    assert 0 <= segment.no_speech_prob <= 1 and segment.compression_ratio > 0
-    assert segment.temperature == 0.0
-    starts = [w.start for w in result.words]
-    assert starts == sorted(starts) and all(w.end <= result.duration + 0.01 for w in result.words)
-    assert normalize(" ".join(w.word for w in result.words))[:3] == ["good", "morning", "everyone"]
+    assert_verbose_conversation(result)
 
 
 def test_words_only_granularity_omits_segments(sdk: openai.OpenAI) -> None:
