@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +37,14 @@ class Diarization:
 
 
 class Diarizer:
-    """Wraps one loaded pyannote pipeline; safe to share, one call at a time per model."""
+    """Wraps one loaded pyannote pipeline; safe to share between requests."""
 
     def __init__(self, name: str, pipeline: Any) -> None:
         self.name = name
         self._pipeline = pipeline
+        # pyannote pipelines keep per-call state on the instance (instantiated parameters,
+        # inference buffers): with GPU_CONCURRENCY > 1, requests take turns here.
+        self._lock = threading.Lock()
 
     def diarize(self, audio: Audio, limits: SpeakerLimits) -> Diarization:
         import torch
@@ -60,7 +64,8 @@ class Diarizer:
             )
             if v is not None
         }
-        output = self._pipeline(file, **kwargs)
+        with self._lock:
+            output = self._pipeline(file, **kwargs)
         exclusive = getattr(output, "exclusive_speaker_diarization", output)
         turns = tuple(
             SpeakerTurn(round(seg.start * 1000), round(seg.end * 1000), str(label))
