@@ -19,7 +19,7 @@ from clips import Clip, read_mono_16k
 
 from app.domain import DecodeOptions
 from app.engines.base import temperature_schedule
-from app.engines.ctranslate2_engine import resolve_compute_type, resolve_device
+from app.engines.ctranslate2_engine import decode_kwargs, resolve_compute_type, resolve_device
 
 # What /asr decodes with when a request sets nothing but the file (app/api/asr.py).
 SERVICE_DEFAULTS = DecodeOptions(word_timestamps=True, vad_filter=True)
@@ -48,15 +48,7 @@ def load_audio(clip: Clip) -> np.ndarray:
 
 
 def _decode_kwargs(options: DecodeOptions) -> dict[str, Any]:
-    return {
-        "language": options.language,
-        "task": options.task,
-        "beam_size": options.beam_size,
-        "initial_prompt": options.initial_prompt,
-        "hotwords": options.hotwords,
-        "word_timestamps": options.word_timestamps,
-        "vad_filter": options.vad_filter,
-    }
+    return decode_kwargs(options)  # exactly what the service passes to faster-whisper
 
 
 class InProcessRunner:

@@ -38,6 +38,19 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
+def decode_kwargs(options: DecodeOptions) -> dict[str, Any]:
+    """faster-whisper keyword arguments for one request (the bench decodes with these too)."""
+    return {
+        "language": options.language,
+        "task": options.task,
+        "beam_size": options.beam_size,
+        "initial_prompt": options.initial_prompt,
+        "hotwords": options.hotwords,
+        "word_timestamps": options.word_timestamps,
+        "vad_filter": options.vad_filter,
+    }
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -54,15 +67,7 @@ class CTranslate2Model:
 
     def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
         samples = np.asarray(audio.samples, dtype=np.float32)
-        kwargs: dict[str, Any] = {
-            "language": options.language,
-            "task": options.task,
-            "beam_size": options.beam_size,
-            "initial_prompt": options.initial_prompt,
-            "hotwords": options.hotwords,
-            "word_timestamps": options.word_timestamps,
-            "vad_filter": options.vad_filter,
-        }
+        kwargs = decode_kwargs(options)
         temperatures = temperature_schedule(options.temperature)
         if self._batched is not None:
             # The batched pipeline decodes each VAD chunk once, at one temperature.

@@ -1,7 +1,15 @@
 from __future__ import annotations
 
-from app.alignment import apply_alignment
-from app.domain import Segment, Transcript, Word
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.alignment import Aligner, apply_alignment
+from app.config import Settings
+from app.domain import Audio, Segment, Transcript, Word
+from app.models.hub import HubClient
+from app.services.model_cache import ModelCache
 
 
 def test_wav2vec2_times_replace_dtw_and_unaligned_words_keep_a_time() -> None:
@@ -51,3 +59,31 @@ def test_nothing_aligned_keeps_the_dtw_words() -> None:
         word_timestamps="whisper-dtw",
     )
     assert apply_alignment(transcript, []) is transcript
+
+
+def test_wanted_but_unavailable_wav2vec2_falls_back_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import whisperx
+
+    def offline(language: str, device: str) -> None:
+        raise OSError("no wav2vec2 model for 'en' in the cache and no network")
+
+    monkeypatch.setattr(whisperx, "load_align_model", offline)
+    settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="wav2vec2")
+    aligner = Aligner(settings, HubClient(settings), ModelCache(), "cpu")
+    transcript = Transcript(
+        (Segment(0, 0, 500, " a", words=(Word(0, 500, " a", 0.5),)),),
+        "en",
+        1.0,
+        500,
+        word_timestamps="whisper-dtw",
+    )
+    result = aligner.align(transcript, Audio(np.zeros(8000, dtype=np.float32)))
+    assert result.transcript is transcript and result.transcript.word_timestamps == "whisper-dtw"
+    assert len(result.notes) == 1 and "no wav2vec2 model" in result.notes[0]
+
+
+def test_auto_alignment_never_tries_wav2vec2_when_the_hub_is_unreachable(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="auto", hf_hub_offline=True)
+    assert not Aligner(settings, HubClient(settings), ModelCache(), "cpu").wants_wav2vec2()
