@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.alignment import Aligner
 from app.api import asr, openai_routes, system
+from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
 from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
@@ -119,10 +120,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description="Self-hosted speech-to-text: whisper-asr-webservice and OpenAI-compatible "
         "APIs on Whisper, offline first.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs with local assets (no CDN offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine_override = engine
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(system.router)
     app.include_router(asr.router)
     app.include_router(openai_routes.router)

@@ -133,7 +133,15 @@ def test_service_endpoints(client: TestClient) -> None:
         assert name in families, name
     queue = client.get("/queue-metrics").json()
     assert {"queued", "running", "capacity", "completed", "rejected", "wait_seconds"} <= set(queue)
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn." not in docs.text  # works offline
+    assert "/static/docs/swagger-ui-bundle.js" in docs.text
+    bundle = client.get("/static/docs/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    assert client.get("/static/docs/swagger-ui.css").status_code == 200
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200 and "/static/docs/redoc.standalone.js" in redoc.text
+    assert "fonts.googleapis" not in redoc.text
     schema = client.get("/openapi.json").json()
     names = {p["name"] for p in schema["paths"]["/asr"]["post"]["parameters"]}
     assert {"task", "language", "model", "output", "word_timestamps", "hotwords"} <= names
