@@ -78,9 +78,6 @@ class VoiceEncoder(nn.Module):
         means = torch.stack([chunk.mean(dim=0) for chunk in outputs.split(counts)])
         return (means / means.norm(dim=1, keepdim=True).clamp_min(1e-8)).numpy()
 
-    def embed(self, wav: np.ndarray) -> np.ndarray:
-        return self.embed_many([wav])[0]
-
 
 def _normalize_volume(wav: np.ndarray) -> np.ndarray:
     """Raise quiet speech to the level the encoder was trained at (never lower loud)."""
@@ -119,6 +116,8 @@ class PyannoteVoiceEmbedding:
     def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
         batch, _, num_samples = waveforms.shape
         out = np.full((batch, DIMENSION), np.nan, dtype=np.float32)
+        kept: list[int] = []
+        speech: list[np.ndarray] = []
         for i in range(batch):
             wav = waveforms[i, 0].cpu().numpy()
             if masks is not None:
@@ -128,6 +127,9 @@ class PyannoteVoiceEmbedding:
                     (np.arange(num_samples) * len(frames)) // num_samples, len(frames) - 1
                 )
                 wav = wav[frames[index] > 0.5]
-            if len(wav) >= MIN_SAMPLES:
-                out[i] = self.encoder.embed(wav)
+            if len(wav) >= MIN_SAMPLES:  # shorter: NaN, which pyannote leaves out of clustering
+                kept.append(i)
+                speech.append(wav)
+        if speech:  # one LSTM pass over the partials of the whole batch
+            out[kept] = self.encoder.embed_many(speech)
         return out
