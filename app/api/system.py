@@ -63,7 +63,6 @@ async def health(request: Request) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     state = request.app.state
-    state.metrics.loaded_models.set(len(state.model_cache.loaded("whisper")))
     state.metrics.vram.set(await asyncio.to_thread(accelerator_memory_bytes, state.engine))
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,7 +12,6 @@ import importlib.util
 import logging
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ log = logging.getLogger(__name__)
 
 HUB_PIPELINE = "pyannote/speaker-diarization-community-1"
 OFFLINE_NAME = "offline-segmentation3-ge2e"
-
-
-@dataclass(frozen=True)
-class PipelineChoice:
-    name: str
-    """OFFLINE_NAME or a hub pipeline id."""
-    token: str | None = None
 
 
 def segmentation_dir() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from app.config import Settings
@@ -55,13 +56,16 @@ class DiarizationService:
         if name == "none":
             return
         try:
-            with self._cache.use(f"diarization/{name}", lambda: self._load(name)):
+            with self._lend(name):
                 pass
         except Exception as exc:
             log.warning("could not preload diarization pipeline %s: %s", name, exc)
 
+    def _lend(self, name: str) -> AbstractContextManager[Diarizer]:
+        return self._cache.use(f"diarization/{name}", lambda: self._load(name))
+
     def _run(self, name: str, audio: Audio, limits: SpeakerLimits) -> Diarization:
-        with self._cache.use(f"diarization/{name}", lambda: self._load(name)) as diarizer:
+        with self._lend(name) as diarizer:
             return diarizer.diarize(audio, limits)
 
     def diarize(self, audio: Audio, limits: SpeakerLimits) -> DiarizationResult:
@@ -73,22 +77,23 @@ class DiarizationService:
             )
         notes: list[str] = []
         started = time.perf_counter()
-        try:
-            result = self._run(name, audio, limits)
-        except Exception as exc:
-            if name == OFFLINE_NAME:
-                note = f"diarization skipped: the offline pipeline failed ({exc})"
-                log.warning(note, exc_info=True)
-                return DiarizationResult(None, (note,))
-            note = f"diarization fell back to the offline pipeline: {name} unavailable ({exc})"
-            log.warning(note)
-            notes.append(note)
+        # A hub pipeline that cannot be had falls back to the offline one; that one failing
+        # means no speakers, said in the notes.
+        for candidate in dict.fromkeys((name, OFFLINE_NAME)):
             try:
-                result = self._run(OFFLINE_NAME, audio, limits)
-            except Exception as offline_exc:
-                note = f"diarization skipped: the offline pipeline failed ({offline_exc})"
-                log.warning(note, exc_info=True)
-                return DiarizationResult(None, (*notes, note))
+                result = self._run(candidate, audio, limits)
+                break
+            except Exception as exc:
+                if candidate == OFFLINE_NAME:
+                    note = f"diarization skipped: the offline pipeline failed ({exc})"
+                    log.warning(note, exc_info=True)
+                    return DiarizationResult(None, (*notes, note))
+                note = (
+                    f"diarization fell back to the offline pipeline: {candidate} unavailable "
+                    f"({exc})"
+                )
+                log.warning(note)
+                notes.append(note)
         log.info(
             "diarized %.1f s with %s in %.2f s: %d turns",
             audio.duration_ms / 1000,

@@ -24,7 +24,11 @@ class AdmissionStats:
     abandoned: int = 0
     total_wait_s: float = 0.0
     max_wait_s: float = 0.0
-    admitted: int = 0
+
+    @property
+    def admitted(self) -> int:
+        """Requests that got a permit: the finished ones and the running ones."""
+        return self.completed + self.running
 
 
 class Admission:
@@ -65,7 +69,6 @@ class Admission:
         finally:
             stats.queued -= 1
         waited = time.monotonic() - started
-        stats.admitted += 1
         stats.total_wait_s += waited
         stats.max_wait_s = max(stats.max_wait_s, waited)
         stats.running += 1
@@ -90,12 +93,9 @@ class Admission:
                 if await disconnected():
                     raise ClientGone("The client disconnected while queued.")
         except BaseException:
-            if acquire.done() and not acquire.cancelled():
+            acquire.cancel()  # a no-op when the permit was already granted
+            with suppress(asyncio.CancelledError):
+                await acquire
+            if not acquire.cancelled():
                 self._semaphore.release()  # granted in the same instant: hand it back
-            else:
-                acquire.cancel()
-                with suppress(asyncio.CancelledError):
-                    await acquire
-                if acquire.done() and not acquire.cancelled():
-                    self._semaphore.release()
             raise

@@ -121,9 +121,7 @@ class Transcriber:
         )
 
     def _decode(self, path: Path, encoded: bool) -> Audio:
-        started = time.perf_counter()
-        audio = decode_file(path, encoded=encoded)
-        self.metrics.stage.labels(stage="decode").observe(time.perf_counter() - started)
+        audio = self._timed("decode", lambda: decode_file(path, encoded=encoded))
         self.metrics.audio_duration.observe(audio.duration_ms / 1000)
         return audio
 
