@@ -11,6 +11,7 @@ import numpy as np
 
 from app.config import Settings
 from app.domain import Audio, Transcript, Word
+from app.intervals import IntervalIndex
 from app.models.hub import HubClient
 from app.services.model_cache import ModelCache
 
@@ -80,6 +81,13 @@ class Aligner:
 def _timed_words(aligned: list[dict[str, Any]], start_ms: int, end_ms: int) -> list[Word]:
     """whisperX's words in order; ones it could not align keep a time between neighbours."""
     raw = [w for a in aligned for w in (a.get("words") or [])]
+    # The next aligned start after each word, computed once from the back (linear).
+    following: list[float] = [end_ms / 1000] * len(raw)
+    upcoming = end_ms / 1000
+    for i in range(len(raw) - 1, -1, -1):
+        following[i] = upcoming
+        if raw[i].get("start") is not None:
+            upcoming = raw[i]["start"]
     words: list[Word] = []
     for i, item in enumerate(raw):
         start, end = item.get("start"), item.get("end")
@@ -87,10 +95,7 @@ def _timed_words(aligned: list[dict[str, Any]], start_ms: int, end_ms: int) -> l
             # Numerals and symbols have no characters wav2vec2 knows: keep the word, timed
             # from the previous aligned word's end to the next one's start.
             previous_end = words[-1].end_ms / 1000 if words else start_ms / 1000
-            following = next(
-                (w["start"] for w in raw[i + 1 :] if w.get("start") is not None), end_ms / 1000
-            )
-            start, end = previous_end, max(previous_end, following)
+            start, end = previous_end, max(previous_end, following[i])
         words.append(
             Word(
                 round(start * 1000),
@@ -104,23 +109,21 @@ def _timed_words(aligned: list[dict[str, Any]], start_ms: int, end_ms: int) -> l
 
 def apply_alignment(transcript: Transcript, aligned: list[dict[str, Any]]) -> Transcript:
     """Replace word times with whisperX's; segments keep Whisper's text and statistics.
-    whisperX may split segments into sentences, so words go back to our segments by time."""
+    whisperX may split segments into sentences, so words go back to our segments by time:
+    the segment holding a word's middle, else the one with the nearest edge."""
     segments = transcript.segments
     words = _timed_words(aligned, segments[0].start_ms, segments[-1].end_ms)
     if not words:
         return transcript
+    index = IntervalIndex([(s.start_ms, s.end_ms) for s in segments])
     buckets: list[list[Word]] = [[] for _ in segments]
     for word in words:
         middle = (word.start_ms + word.end_ms) / 2
-        index = min(
-            range(len(segments)),
-            key=lambda i: (
-                0
-                if segments[i].start_ms <= middle <= segments[i].end_ms
-                else min(abs(middle - segments[i].start_ms), abs(middle - segments[i].end_ms))
-            ),
-        )
-        buckets[index].append(word)
+        found = index.containing(middle)
+        if found is None:
+            found = index.nearest(middle)
+        assert found is not None  # segments is not empty
+        buckets[found].append(word)
     return replace(
         transcript,
         segments=tuple(
