@@ -112,7 +112,7 @@ def _synthesize(engine: str, voice: str, text: str, dst: Path) -> None:
 def read_mono_16k(path: Path) -> np.ndarray:
     """Decode any file to 16 kHz mono int16 (espeak-ng writes 22.05 kHz, flite 8 or 16)."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks = []
+    chunks: list[np.ndarray] = []
     with av.open(str(path)) as container:
         for frame in container.decode(audio=0):
             frame.pts = None  # as app/audio.py does, so both sides get the same samples

@@ -64,6 +64,7 @@ def encode(src: Path, dst: Path) -> Path:
     fmt, codec, rate = CONTAINERS[dst.suffix.lstrip(".")]
     with av.open(str(src)) as source, av.open(str(dst), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.AudioStream)
         stream.layout = "mono"
         stream.bit_rate = 64000  # wmav2 refuses to open without one
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import httpx
@@ -77,45 +78,68 @@ def test_real_human_speech_matches_reference(client: httpx.Client) -> None:
     assert "new jersey" in " ".join(normalize(hypothesis))
 
 
-@pytest.mark.parametrize("output", ["srt", "vtt", "tsv", "txt", "text"])
-def test_every_text_format_parses(client: httpx.Client, output: str) -> None:
+def _timed_cues(output: str, body: str) -> list[tuple[float, str]]:
+    """(start seconds, text) of each cue of an SRT, VTT or TSV body, read by real parsers."""
+    if output == "srt":
+        return [(c.start.total_seconds(), c.content) for c in srt.parse(body)]
+    if output == "vtt":
+        vtt = webvtt.from_buffer(io.StringIO(body))
+        return [(_clock_seconds(c.start), c.text) for c in vtt.captions]
+    rows = csv.DictReader(io.StringIO(body), delimiter="\t")
+    return [(int(r["start"]) / 1000, r["text"]) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("output", "media_type"),
+    [
+        ("srt", "application/x-subrip"),
+        ("vtt", "text/vtt"),
+        ("tsv", "text/tab-separated-values"),
+    ],
+)
+def test_timed_text_formats_parse_with_times_where_the_speech_is(
+    client: httpx.Client, output: str, media_type: str
+) -> None:
     response = asr(client, CONVERSATION, model="tiny.en", output=output)
     assert response.status_code == 200, response.text
     disposition = response.headers["content-disposition"]
     assert "attachment" in disposition and "conversation." in disposition
-    body = response.text
-    if output == "srt":
-        assert response.headers["content-type"].startswith("application/x-subrip")
-        cues = list(srt.parse(body))
-        starts = [c.start.total_seconds() for c in cues]
-        texts = [c.content for c in cues]
-    elif output == "vtt":
-        assert response.headers["content-type"].startswith("text/vtt")
-        cues = webvtt.from_buffer(io.StringIO(body))
-        starts = [_clock_seconds(c.start) for c in cues]
-        texts = [c.text for c in cues]
-    elif output == "tsv":
-        assert response.headers["content-type"].startswith("text/tab-separated-values")
-        rows = list(csv.DictReader(io.StringIO(body), delimiter="\t"))
-        starts = [int(r["start"]) / 1000 for r in rows]
-        texts = [r["text"] for r in rows]
-    else:
-        assert response.headers["content-type"].startswith("text/plain")
-        texts = body.strip().splitlines()
-        starts = [1.0]  # plain text carries no times
-    assert len(texts) >= 2
+    assert response.headers["content-type"].startswith(media_type)
+    cues = _timed_cues(output, response.text)
+    starts = [start for start, _ in cues]
+    assert len(cues) >= 2
     assert starts == sorted(starts) and 0.5 <= starts[0] < 2.5  # speech starts at ~1 s
-    assert "budget report" in " ".join(normalize(" ".join(texts)))
+    turns = conversation_turns()
+    for start, _ in cues:  # every cue starts inside a spoken turn, not in a pause
+        assert any(t.start - 0.6 <= start <= t.end for t in turns), (start, turns)
+    assert "budget report" in " ".join(normalize(" ".join(text for _, text in cues)))
 
 
-def test_speakr_shaped_request(client: httpx.Client) -> None:
-    """What Speakr sends through ASR_BASE_URL: query strings, `audio_file`, extra params."""
+@pytest.mark.parametrize("output", ["txt", "text"])
+def test_plain_text_is_the_segments_one_per_line(client: httpx.Client, output: str) -> None:
+    """Plain text carries no times: what can be checked is that it holds exactly the JSON
+    answer's segments, one per line and in order."""
+    response = asr(client, CONVERSATION, model="tiny.en", output=output)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "conversation.txt" in response.headers["content-disposition"]
+    segments = asr(client, CONVERSATION, model="tiny.en", output="json").json()["segments"]
+    expected = [f"[{s['speaker']}]: {s['text'].strip()}" for s in segments]
+    assert response.text.splitlines() == expected
+    assert len(expected) >= 2 and "budget report" in " ".join(normalize(response.text))
+
+
+@pytest.mark.parametrize("diarize", [False, True])
+def test_speakr_shaped_request(client: httpx.Client, diarize: bool) -> None:
+    """What Speakr sends through ASR_BASE_URL: query strings, `audio_file`, extra params.
+    Speakr reads segments[].start/end/text/speaker: without diarization there must be no
+    speaker key (Speakr then shows its own default); with it, every segment has a label."""
     params = {
         "encode": "true",
         "task": "transcribe",
         "output": "json",
         "language": "en",
-        "diarize": "false",
+        "diarize": str(diarize).lower(),
         "model": "tiny.en",
         "some_future_param": "x",
     }
@@ -128,7 +152,11 @@ def test_speakr_shaped_request(client: httpx.Client) -> None:
     assert body["language"] == "en"
     for segment in body["segments"]:
         assert {"start", "end", "text"} <= segment.keys()
-        assert segment.get("speaker", "UNKNOWN_SPEAKER")  # Speakr's own default
+        if diarize:
+            assert re.fullmatch(r"SPEAKER_\d\d", segment["speaker"]), segment
+        else:
+            assert "speaker" not in segment, segment
+    assert len(set(body["speakers"])) == (2 if diarize else 0)
     assert "friday" in normalize(" ".join(s["text"] for s in body["segments"]))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -15,7 +16,7 @@ from conftest import LiveServer, start_server
 pytestmark = pytest.mark.e2e
 
 
-def asr(client: httpx.Client, path: Path, **params: str) -> dict:  # type: ignore[type-arg]
+def asr(client: httpx.Client, path: Path, **params: str) -> dict[str, Any]:
     with path.open("rb") as f:
         response = client.post("/asr", params=params, files={"audio_file": (path.name, f)})
     assert response.status_code == 200, response.text

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,11 +39,11 @@ def post(url: str, path: Path, timeout: float = 300, **params: str) -> httpx.Res
         )
 
 
-def queue(url: str) -> dict:  # type: ignore[type-arg]
+def queue(url: str) -> dict[str, Any]:
     return httpx.get(f"{url}/queue-metrics").json()
 
 
-def metric_samples(url: str) -> dict[str, list]:  # type: ignore[type-arg]
+def metric_samples(url: str) -> dict[str, list[Any]]:
     text = httpx.get(f"{url}/metrics").text
     return {f.name: f.samples for f in text_string_to_metric_families(text)}
 

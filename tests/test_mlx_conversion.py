@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,7 +98,8 @@ def test_conversion_is_exact_and_complete(tiny_en: Path, converted: Path) -> Non
 
     # Names and shapes are exactly those of mlx-whisper's own model of these dimensions.
     model = Whisper(dims, mx.float32)
-    expected = {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}
+    flat: Any = tree_flatten(model.parameters())  # a list of (name, array) pairs
+    expected = {k: tuple(v.shape) for k, v in flat}
     assert weights.keys() == expected.keys()
     for name, value in weights.items():
         if name == "alignment_heads":

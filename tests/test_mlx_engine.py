@@ -80,7 +80,7 @@ def transcripts(mlx_tiny: MLXModel, cache: Path) -> dict[Path, tuple[Transcript,
 def same_words(ours: list[Word], theirs: list[Word]) -> list[tuple[Word, Word]]:
     """The words both transcripts share, paired in order (a longest-common-subsequence)."""
     keys = [[" ".join(normalize(w.text)) for w in words] for words in (ours, theirs)]
-    blocks = difflib.SequenceMatcher(None, *keys, autojunk=False).get_matching_blocks()
+    blocks = difflib.SequenceMatcher(None, keys[0], keys[1], autojunk=False).get_matching_blocks()
     return [(ours[b.a + i], theirs[b.b + i]) for b in blocks for i in range(b.size)]
 
 

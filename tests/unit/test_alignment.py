@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def test_wav2vec2_times_replace_dtw_and_unaligned_words_keep_a_time() -> None:
         4_000,
         word_timestamps="whisper-dtw",
     )
-    aligned = [  # whisperX splits into sentences and cannot align the numeral
+    aligned: list[dict[str, Any]] = [  # whisperX splits into sentences and cannot align the numeral
         {
             "words": [
                 {"word": "It", "start": 1.02, "end": 1.2, "score": 0.9},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audio_tools import JFK
@@ -39,7 +40,7 @@ def client(tmp_path: Path, engine: FakeEngine) -> Iterator[TestClient]:
         yield c
 
 
-def asr(client: TestClient, **params: str):  # type: ignore[no-untyped-def]
+def asr(client: TestClient, **params: str) -> Any:  # TestClient's own response type
     return client.post("/asr", params=params, files={"audio_file": ("a.flac", AUDIO)})
 
 
@@ -76,7 +77,7 @@ def test_queue_overflow_is_503_with_retry_after(tmp_path: Path) -> None:
     engine = FakeEngine(delay_s=1.0)
     with make_client(tmp_path, engine, gpu_concurrency=1, max_queue_size=1) as c:
 
-        def v1() -> tuple[int, dict[str, str], dict]:  # type: ignore[type-arg]
+        def v1() -> tuple[int, dict[str, str], dict[str, Any]]:
             r = c.post(
                 "/v1/audio/transcriptions",
                 data={"model": "base"},

@@ -38,8 +38,8 @@ def test_srt_round_trips_through_a_real_parser() -> None:
 
 def test_vtt_round_trips_through_a_real_parser() -> None:
     captions = webvtt.from_buffer(io.StringIO(writer_for("vtt").write(TRANSCRIPT)))
-    assert [c.start for c in captions] == ["00:00:01.250", "01:01:01.005"]
-    assert captions[1].text == "[SPEAKER_01]: Tab\there."
+    assert [c.start for c in captions.captions] == ["00:00:01.250", "01:01:01.005"]
+    assert captions.captions[1].text == "[SPEAKER_01]: Tab\there."
 
 
 def test_tsv_is_integer_milliseconds() -> None:
