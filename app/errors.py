@@ -47,6 +47,13 @@ class UploadTooLarge(ServiceError):
     error_type = "invalid_request_error"
 
 
+class AudioTooLong(ServiceError):
+    """Decoded audio past MAX_AUDIO_DURATION_S: refused before any model runs."""
+
+    code = "audio_too_long"
+    error_type = "invalid_request_error"
+
+
 class NotFound(ServiceError):
     code = "not_found"
     error_type = "invalid_request_error"
@@ -77,6 +84,7 @@ class EngineUnavailable(ServiceError):
 STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidRequest: 400,
     UploadTooLarge: 413,
+    AudioTooLong: 413,
     NotFound: 404,
     QueueFull: 503,
     ClientGone: 499,  # nginx's "client closed request"

@@ -32,7 +32,7 @@ FAST_BLAS = prefer_openblas()  # before anything else imports mlx.core
 
 from audio_tools import pyannote_sample, wer  # noqa: E402
 
-from app.audio import decode_file  # noqa: E402
+from app.pipeline.decode import decode_file  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.domain import Audio, DecodeOptions  # noqa: E402
 from app.engines.ctranslate2_engine import CTranslate2Engine  # noqa: E402

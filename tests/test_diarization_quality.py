@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from audio_tools import CONVERSATION, FIXTURES, conversation_turns, pyannote_sample
 
-from app.audio import decode_file
+from app.pipeline.decode import decode_file
 from app.config import Settings
 from app.diarization.diarizer import Diarization, SpeakerLimits
 from app.diarization.service import DiarizationService

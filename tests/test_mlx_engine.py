@@ -18,7 +18,7 @@ from app.engines.mlx_engine import prefer_openblas
 prefer_openblas()  # before mlx.core is first imported, or MLX keeps its slow reference BLAS
 pytest.importorskip("mlx.core")
 
-from app.audio import decode_file  # noqa: E402
+from app.pipeline.decode import decode_file  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.domain import Audio, DecodeOptions, Transcript, Word  # noqa: E402
 from app.engines.ctranslate2_engine import CTranslate2Engine  # noqa: E402

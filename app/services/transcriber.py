@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.alignment import Aligner
-from app.audio import decode_file
+from app.pipeline.decode import decode_file
 from app.diarization.assign import drop_words, label_speakers
 from app.diarization.diarizer import SpeakerLimits
 from app.diarization.service import DiarizationService
