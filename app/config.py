@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     (e.g. `<models_dir>/large-v3/model.bin`). Unset = `<cache_dir>/models`."""
 
     hf_home: Path | None = None
-    """Hugging Face cache root (exported as HF_HOME). Unset = huggingface_hub's default."""
+    """Hugging Face cache root: hub models are cached in `<HF_HOME>/hub`. Unset =
+    huggingface_hub's default (its own HF_HOME variable, else ~/.cache/huggingface)."""
 
     hf_hub_offline: bool = False
     """True = never contact the hub; only bundled, local and already cached models serve."""
@@ -97,6 +98,29 @@ class Settings(BaseSettings):
     `wav2vec2` = whisperX's forced alignment (needs its language model locally or from the
     hub; falls back to dtw, saying so); `auto` = wav2vec2 when the hub is reachable."""
 
+    data_dir: Path = Path.home() / ".local" / "share" / "whisperx-service"
+    """Where jobs live: the SQLite database (`jobs.db`), uploads (`uploads/`), and the
+    decoded audio of transcriptions in progress (`work/`, emptied at start-up)."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the job database. Unset = SQLite at `<DATA_DIR>/jobs.db`."""
+
+    max_audio_duration_s: float = Field(default=21600, ge=0)
+    """Longest decoded audio accepted, in seconds (default 6 h); longer is refused with 413
+    before any model runs, from the header or as soon as that much has decoded. 0 = no limit."""
+
+    job_retention_hours: float = Field(default=72, gt=0)
+    """Finished jobs (result, audio, record) are deleted this many hours after they ended."""
+
+    webhook_secret: SecretStr | None = None
+    """Key for the HMAC-SHA256 signature of webhook bodies (`Webhook-Signature` header).
+    Unset = webhooks are sent unsigned."""
+
+    webhook_allowed_hosts: str | None = None
+    """Comma-separated host names or IP addresses a job's `webhook_url` may point at
+    (exact match; `*` = any). Unset (the default) = webhooks are refused, so clients cannot
+    make the server call into its own network."""
+
     log_level: str = "INFO"
     """Python logging level for the service's own loggers."""
 
@@ -105,7 +129,15 @@ class Settings(BaseSettings):
     def _eviction_floor(cls, value: float) -> float:
         return max(value, 30.0)
 
-    @field_validator("preload_model", "openai_whisper1_model", "hf_token", mode="before")
+    @field_validator(
+        "preload_model",
+        "openai_whisper1_model",
+        "hf_token",
+        "database_url",
+        "webhook_secret",
+        "webhook_allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -113,6 +145,15 @@ class Settings(BaseSettings):
     @property
     def max_file_size_bytes(self) -> int:
         return int(self.max_file_size_mb * 1024 * 1024)
+
+    @property
+    def job_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'jobs.db'}"
+
+    @property
+    def webhook_hosts(self) -> frozenset[str]:
+        hosts = (self.webhook_allowed_hosts or "").split(",")
+        return frozenset(h.strip().lower() for h in hosts if h.strip())
 
     @property
     def local_models_dir(self) -> Path:

@@ -59,6 +59,13 @@ class NotFound(ServiceError):
     error_type = "invalid_request_error"
 
 
+class Conflict(ServiceError):
+    """The resource exists but is not in a state that allows this (e.g. no result yet)."""
+
+    code = "conflict"
+    error_type = "invalid_request_error"
+
+
 class QueueFull(ServiceError):
     code = "queue_full"
     error_type = "server_error"
@@ -86,6 +93,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     UploadTooLarge: 413,
     AudioTooLong: 413,
     NotFound: 404,
+    Conflict: 409,
     QueueFull: 503,
     ClientGone: 499,  # nginx's "client closed request"
     EngineUnavailable: 503,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.alignment import Aligner
-from app.api import asr, openai_routes, system
+from app.api import asr, jobs_routes, openai_routes, system
 from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
 from app.api.request_metrics import RequestMetricsMiddleware
@@ -23,9 +23,14 @@ from app.config import Settings
 from app.diarization.service import DiarizationService
 from app.engines.base import Engine
 from app.engines.select import build_engine
+from app.jobs.service import JobService
+from app.jobs.store import JobStore
+from app.jobs.webhooks import WebhookSender
+from app.jobs.worker import JobWorker
 from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
+from app.pipeline.runner import Pipeline
 from app.services.admission import Admission
 from app.services.eviction import IdleEvictor
 from app.services.model_cache import ModelCache
@@ -34,33 +39,24 @@ from app.services.transcriber import Transcriber
 log = logging.getLogger("app")
 
 
-def _configure_environment(settings: Settings) -> None:
-    # pyannote.audio reports usage to its maintainers unless told not to; users' audio
-    # metadata must never leave their machine.
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
-    if settings.hf_home:
-        os.environ["HF_HOME"] = str(settings.hf_home)
-    if settings.hf_hub_offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    _configure_environment(settings)
     state = app.state
     state.started_at = time.monotonic()
-    state.metrics = Metrics()
+    # One uvicorn process serving everything; a multi-machine mode will set its own name.
+    state.serve_mode = "simple"
+    state.metrics = metrics = Metrics()
     state.hub = HubClient(settings)
     state.registry = ModelRegistry(settings, state.hub)
     state.engine = getattr(state, "engine_override", None) or build_engine(settings)
-    metrics = state.metrics
     state.model_cache = ModelCache(
         on_change=lambda: metrics.loaded_models.set(len(state.model_cache.loaded("whisper")))
     )
-    state.admission = Admission(
+    state.admission = admission = Admission(
         settings.gpu_concurrency, settings.max_queue_size, on_reject=metrics.queue_rejected.inc
     )
+    metrics.active.set_function(lambda: admission.stats.running)
     state.evictor = IdleEvictor(
         state.model_cache,
         metrics,
@@ -68,43 +64,57 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.model_eviction_interval_seconds,
     )
     device = state.engine.device
-    state.transcriber = Transcriber(
+    state.pipeline = Pipeline(
+        settings,
         state.engine,
         state.registry,
         state.model_cache,
-        state.admission,
         metrics,
-        state.evictor,
         aligner=Aligner(settings, state.hub, state.model_cache, device),
         diarization=DiarizationService(settings, state.hub, state.model_cache, device),
     )
-    state.metrics.info.info(
+    work_root = settings.data_dir / "work"
+    # Decoded audio of transcriptions a stopped server left behind: their jobs start over.
+    await asyncio.to_thread(shutil.rmtree, work_root, True)
+    state.transcriber = Transcriber(state.pipeline, admission, metrics, state.evictor, work_root)
+    state.job_store = store = JobStore(settings.job_database_url)
+    await asyncio.to_thread(store.migrate)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    state.job_worker = worker = JobWorker(
+        settings, store, state.transcriber, metrics, WebhookSender(secret)
+    )
+    state.jobs = JobService(settings, store, worker, state.pipeline)
+    metrics.info.info(
         {
             "version": __version__,
             "engine": state.engine.name,
             "device": state.engine.device,
             "compute_type": state.engine.compute_type,
-            "serve_mode": "simple",
+            "serve_mode": state.serve_mode,
         }
     )
     default = await asyncio.to_thread(state.registry.default_model)
     log.info(
-        "engine=%s device=%s compute_type=%s default_model=%s",
+        "engine=%s device=%s compute_type=%s default_model=%s data_dir=%s",
         state.engine.name,
         state.engine.device,
         state.engine.compute_type,
         default,
+        settings.data_dir,
     )
     if settings.preload_model:
         await state.transcriber.preload(settings.preload_model)
+    await worker.start()
     sweeper = asyncio.create_task(state.evictor.run()) if state.evictor.enabled else None
     try:
         yield
     finally:
+        await worker.stop()
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+        await asyncio.to_thread(store.close)
         await asyncio.to_thread(state.model_cache.unload_all)
 
 
@@ -130,6 +140,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(system.router)
     app.include_router(asr.router)
     app.include_router(openai_routes.router)
+    app.include_router(jobs_routes.router)
     # Last added runs first: metrics see every answer, the 413s of the upload limit included.
     app.add_middleware(UploadLimitMiddleware, max_file_bytes=settings.max_file_size_bytes)
     app.add_middleware(RequestMetricsMiddleware)

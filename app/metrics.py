@@ -68,4 +68,11 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.jobs = Gauge("whisperx_jobs", "Jobs in the store by status", ["status"], registry=r)
+        self.job_duration = Histogram(
+            "whisperx_job_duration_seconds",
+            "Time from a job's start to its end (completed or failed)",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
         self.info = Info("whisperx_service", "Static facts about this service", registry=r)

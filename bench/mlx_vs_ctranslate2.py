@@ -32,13 +32,13 @@ FAST_BLAS = prefer_openblas()  # before anything else imports mlx.core
 
 from audio_tools import pyannote_sample, wer  # noqa: E402
 
-from app.pipeline.decode import decode_file  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.domain import Audio, DecodeOptions  # noqa: E402
 from app.engines.ctranslate2_engine import CTranslate2Engine  # noqa: E402
 from app.models.ct2_to_mlx import convert  # noqa: E402
 from app.models.hub import HubClient  # noqa: E402
 from app.models.registry import ModelRegistry  # noqa: E402
+from app.pipeline.decode import decode_file  # noqa: E402
 
 OPTIONS = DecodeOptions(beam_size=1, word_timestamps=True)
 

@@ -1,73 +1,27 @@
-"""Our HTTP service as a subprocess (as tests/conftest.py starts it), plus what the bench reads
-from it: /asr timings, /metrics stage histograms and the process's resident memory."""
+"""Our HTTP service as a subprocess (tests/live_server.py, the harness the tests use too),
+plus what the bench reads from it: /asr timings, /metrics stage histograms and memory."""
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-from clips import ROOT, Clip
+from clips import Clip
+from live_server import LiveServer
 from prometheus_client.parser import text_string_to_metric_families
 
 STAGE_METRIC = "whisperx_stage_duration_seconds"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Service:
-    """One uvicorn process with the given environment, its model loaded before timing."""
+class Service(LiveServer):
+    """The service with `model` preloaded (so load time is never timed), quiet logs."""
 
     def __init__(self, model: str, cache_dir: Path, log_path: Path, **env: str) -> None:
+        env = {"CACHE_DIR": str(cache_dir), "LOG_LEVEL": "WARNING", "PRELOAD_MODEL": model, **env}
+        super().__init__(log_path, **env)
         self.model = model
-        self.env = env
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {
-            **os.environ,
-            "CACHE_DIR": str(cache_dir),
-            # Never download during a benchmark: every model must already be here.
-            "HF_HUB_OFFLINE": "1",
-            "PYANNOTE_METRICS_ENABLED": "false",
-            "LOG_LEVEL": "WARNING",
-            "PRELOAD_MODEL": model,
-            **env,
-        }
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "app.main:app"),
-                *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
-            ],
-            cwd=ROOT,
-            env=full_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.log_path = log_path
         self.client = httpx.Client(base_url=self.url, timeout=3600)
-
-    def wait_ready(self, timeout_s: float = 300) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited early:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                if self.client.get("/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"service not ready:\n{self.log_path.read_text()[-4000:]}")
 
     def __enter__(self) -> Service:
         self.wait_ready()
@@ -75,13 +29,7 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
+        self.stop()
 
     # --- requests ------------------------------------------------------------------------
     def request(
@@ -112,28 +60,6 @@ class Service:
                 if sample.name.endswith("_sum"):
                     sums[sample.labels["stage"]] = sample.value
         return sums
-
-    # --- memory --------------------------------------------------------------------------
-    def _status_kib(self, field: str) -> int:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
-        return int(match.group(1)) if match else 0
-
-    def rss_mib(self) -> float:
-        return self._status_kib("VmRSS") / 1024
-
-    def peak_rss_mib(self) -> float:
-        """VmHWM: the most resident memory since start or since the last reset_peak()."""
-        return self._status_kib("VmHWM") / 1024
-
-    def reset_peak(self) -> bool:
-        """Reset VmHWM to the current RSS (Linux clear_refs 5), so a peak belongs to one run.
-        Returns False where the kernel refuses; the peak then counts from process start."""
-        try:
-            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
-            return True
-        except OSError:
-            return False
 
 
 def stage_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

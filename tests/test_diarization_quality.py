@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from audio_tools import CONVERSATION, FIXTURES, conversation_turns, pyannote_sample
 
-from app.pipeline.decode import decode_file
 from app.config import Settings
 from app.diarization.diarizer import Diarization, SpeakerLimits
 from app.diarization.service import DiarizationService
 from app.models.hub import HubClient
+from app.pipeline.decode import decode_file
 from app.services.model_cache import ModelCache
 
 pytestmark = pytest.mark.e2e

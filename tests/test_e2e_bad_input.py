@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 from audio_tools import CONVERSATION, JFK, encode
-from conftest import LiveServer, start_server
+from conftest import ServerFactory
+from live_server import LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -129,12 +130,8 @@ def test_odd_length_raw_pcm(client: httpx.Client) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_limit_server(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
-) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("limit"), cache_dir, MAX_FILE_SIZE_MB="0.2")
-    yield server
-    server.stop()
+def small_limit_server(server_factory: ServerFactory) -> LiveServer:
+    return server_factory(MAX_FILE_SIZE_MB="0.2")
 
 
 def test_oversize_upload_is_413(small_limit_server: LiveServer, tmp_path: Path) -> None:

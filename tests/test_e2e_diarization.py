@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,8 @@ import numpy as np
 import openai
 import pytest
 from audio_tools import CONVERSATION, FIXTURES, JFK, Turn, conversation_turns, normalize
-from conftest import LiveServer, start_server
+from conftest import ServerFactory
+from live_server import LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -126,17 +126,10 @@ def test_openai_diarized_json_with_known_names(live_server: LiveServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def hub_token_server(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
-) -> Iterator[LiveServer]:
-    server = start_server(
-        tmp_path_factory.mktemp("hub"),
-        cache_dir,
-        HF_TOKEN="hf_not_a_token",
-        DIARIZATION_MODEL="pyannote/speaker-diarization-community-1",
+def hub_token_server(server_factory: ServerFactory) -> LiveServer:
+    return server_factory(
+        HF_TOKEN="hf_not_a_token", DIARIZATION_MODEL="pyannote/speaker-diarization-community-1"
     )
-    yield server
-    server.stop()
 
 
 def test_unavailable_hub_pipeline_falls_back_and_says_so(hub_token_server: LiveServer) -> None:

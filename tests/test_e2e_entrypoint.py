@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from audio_tools import JFK
-from conftest import ROOT, free_port
+from live_server import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 

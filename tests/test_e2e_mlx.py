@@ -13,7 +13,7 @@ import srt
 import webvtt
 from audio_tools import CONVERSATION, JFK, JFK_WORDS, normalize, wer
 from checks import assert_ordered_timings, assert_verbose_conversation
-from conftest import LiveServer, start_server
+from live_server import LiveServer, start_server
 
 from app.engines.mlx_engine import prefer_openblas
 
@@ -27,6 +27,7 @@ OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/libopenblas.so.0")
 
 @pytest.fixture(scope="module")
 def mlx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # Its own model cache: the MLX conversion under test must happen here, not be found.
     # The engine loads OpenBLAS itself; LD_PRELOAD is the documented way and is honoured too.
     env = {
         "ASR_ENGINE": "mlx",

@@ -9,7 +9,7 @@ import pytest
 import srt
 from audio_tools import CONVERSATION, JFK, JFK_WORDS, SPANISH, normalize, wer
 from checks import assert_verbose_conversation
-from conftest import LiveServer
+from live_server import LiveServer
 
 pytestmark = pytest.mark.e2e
 

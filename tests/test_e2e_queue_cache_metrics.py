@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -11,25 +10,16 @@ from typing import Any
 import httpx
 import pytest
 from audio_tools import JFK, JFK_WORDS, SPANISH, normalize, pyannote_sample, wer
-from conftest import LiveServer, start_server
+from conftest import ServerFactory
+from live_server import LiveServer
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def serial_server(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
-) -> Iterator[LiveServer]:
-    server = start_server(
-        tmp_path_factory.mktemp("serial"),
-        cache_dir,
-        GPU_CONCURRENCY="1",
-        MAX_QUEUE_SIZE="2",
-        MODEL_KEEP_ALIVE_SECONDS="1",
-    )
-    yield server
-    server.stop()
+def serial_server(server_factory: ServerFactory) -> LiveServer:
+    return server_factory(GPU_CONCURRENCY="1", MAX_QUEUE_SIZE="2", MODEL_KEEP_ALIVE_SECONDS="1")
 
 
 def post(url: str, path: Path, timeout: float = 300, **params: str) -> httpx.Response:
@@ -123,40 +113,66 @@ def test_idle_model_is_evicted_and_reloaded(serial_server: LiveServer) -> None:
     assert "fellow americans" in " ".join(normalize(again.json()["segments"][0]["text"]))
 
 
+def _sum(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for s in samples.get(name, [])
+        if s.name.endswith("_sum") and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
 def test_metrics_names_and_labels(serial_server: LiveServer) -> None:
-    samples = metric_samples(serial_server.url)
+    """Makes its own traffic (one transcription, one refused upload, one job) and checks
+    what it changed, so it passes alone and in any order."""
+    url = serial_server.url
+    before = metric_samples(url)
+    assert post(url, JFK, model="tiny.en").status_code == 200
+    refused = httpx.post(f"{url}/asr", files={"audio_file": ("a.wav", b"")})
+    assert refused.status_code == 400
+    samples = metric_samples(url)
     expected = {
         "whisperx_requests": {"endpoint", "status"},
         "whisperx_request_duration_seconds": {"endpoint"},
         "whisperx_active_transcriptions": set(),
         "whisperx_loaded_models": set(),
-        "whisperx_model_evictions": {"model"},
         "whisperx_audio_duration_seconds": set(),
         "whisperx_audio_size_megabytes": set(),
         "whisperx_vram_allocated_bytes": set(),
         "whisperx_service_info": {"version", "engine", "device", "compute_type", "serve_mode"},
         "whisperx_queue_wait_seconds": set(),
         "whisperx_stage_duration_seconds": {"stage"},
+        "whisperx_jobs": {"status"},
+        "whisperx_job_duration_seconds": set(),
     }
     for name, labels in expected.items():
         assert name in samples, name
         for sample in samples[name]:
             assert set(sample.labels) - {"le"} == labels, (name, sample.labels)
+    ok = [
+        s for s in samples["whisperx_requests"] if s.labels == {"endpoint": "/asr", "status": "ok"}
+    ]
+    ok_before = [s for s in before.get("whisperx_requests", []) if s.labels == ok[0].labels]
+    assert ok[0].value - (ok_before[0].value if ok_before else 0) == 1
     statuses = {s.labels["status"] for s in samples["whisperx_requests"]}
-    assert {"ok", "http_503"} <= statuses
-    stages = {s.labels["stage"] for s in samples["whisperx_stage_duration_seconds"]}
-    assert {"decode", "vad+asr"} <= stages
-    durations = [s for s in samples["whisperx_audio_duration_seconds"] if s.name.endswith("_sum")]
-    assert durations[0].value > 30
+    assert "http_400" in statuses
+    for stage in ("decode", "vad", "vad+asr"):
+        grown = _sum(samples, "whisperx_stage_duration_seconds", stage=stage) - _sum(
+            before, "whisperx_stage_duration_seconds", stage=stage
+        )
+        assert grown > 0, stage
+    heard = _sum(samples, "whisperx_audio_duration_seconds") - _sum(
+        before, "whisperx_audio_duration_seconds"
+    )
+    assert 8.0 < heard < 8.5  # JFK's clip, and nothing else
+    assert samples["whisperx_active_transcriptions"][0].value == 0
+    assert {s.labels["status"] for s in samples["whisperx_jobs"]} >= {"queued", "completed"}
+    info = samples["whisperx_service_info"][0].labels
+    assert info["serve_mode"] == httpx.get(f"{url}/health").json()["serve_mode"] == "simple"
 
 
 @pytest.fixture(scope="module")
-def parallel_server(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
-) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("parallel"), cache_dir, GPU_CONCURRENCY="3")
-    yield server
-    server.stop()
+def parallel_server(server_factory: ServerFactory) -> LiveServer:
+    return server_factory(GPU_CONCURRENCY="3")
 
 
 def test_concurrent_requests_on_one_model_keep_their_own_options(

@@ -18,7 +18,6 @@ from app.engines.mlx_engine import prefer_openblas
 prefer_openblas()  # before mlx.core is first imported, or MLX keeps its slow reference BLAS
 pytest.importorskip("mlx.core")
 
-from app.pipeline.decode import decode_file  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.domain import Audio, DecodeOptions, Transcript, Word  # noqa: E402
 from app.engines.ctranslate2_engine import CTranslate2Engine  # noqa: E402
@@ -27,6 +26,7 @@ from app.engines.select import build_engine  # noqa: E402
 from app.errors import EngineUnavailable  # noqa: E402
 from app.models.hub import HubClient  # noqa: E402
 from app.models.registry import ModelRegistry  # noqa: E402
+from app.pipeline.decode import decode_file  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -13,11 +13,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from app.api.params import Fields, speaker_limits
+from app.api.params import Fields, asr_request
 from app.api.uploads import saved_upload, upload_name
-from app.domain import DecodeOptions
 from app.languages import language_name
-from app.services.transcriber import SpeakerRequest, Transcriber
+from app.services.transcriber import Transcriber
 from app.writers import writer_for
 
 log = logging.getLogger(__name__)
@@ -58,32 +57,11 @@ async def asr(
 ) -> Response:
     fields = await _fields(request)
     fmt = fields.choice("output_format", "output", options=OUTPUTS, default="json")
-    encoded = fields.boolean("encode", default=True)
-    options = DecodeOptions(
-        task=fields.choice("task", options=("transcribe", "translate"), default="transcribe"),  # type: ignore[arg-type]
-        language=fields.language(),
-        initial_prompt=fields.text("initial_prompt"),
-        hotwords=fields.text("hotwords"),
-        word_timestamps=fields.boolean("word_timestamps", default=True),
-        vad_filter=fields.boolean("vad_filter", default=True),
-    )
-    limits = speaker_limits(fields)
-    speakers = None
-    if fields.boolean("diarize", "enable_diarization", default=True):
-        speakers = SpeakerRequest(
-            limits, return_embeddings=fields.boolean("return_speaker_embeddings", default=False)
-        )
+    work = asr_request(fields)
     transcriber: Transcriber = request.app.state.transcriber
     settings = request.app.state.settings
     async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
-        transcript = await transcriber.transcribe(
-            path,
-            model=fields.text("model"),
-            options=options,
-            encoded=encoded,
-            disconnected=request.is_disconnected,
-            speakers=speakers,
-        )
+        transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     writer = writer_for(fmt)
     filename = f"{upload_name(audio_file)}.{writer.extension}"
     headers = {

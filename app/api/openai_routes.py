@@ -20,7 +20,8 @@ from app.api.params import Fields
 from app.api.uploads import saved_upload
 from app.domain import DecodeOptions, Task
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
-from app.services.transcriber import SpeakerRequest, Transcriber
+from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
+from app.services.transcriber import Transcriber
 from app.writers import SrtWriter, VttWriter
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -135,14 +136,13 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     )
     transcriber: Transcriber = request.app.state.transcriber
     limit = request.app.state.settings.max_file_size_bytes
+    work = TranscriptionRequest(
+        model=fields.text("model"),
+        options=options,
+        speakers=SpeakerRequest() if fmt == "diarized_json" else None,
+    )
     async with saved_upload(file, limit, field="file") as path:
-        transcript = await transcriber.transcribe(
-            path,
-            model=fields.text("model"),
-            options=options,
-            disconnected=request.is_disconnected,
-            speakers=SpeakerRequest() if fmt == "diarized_json" else None,
-        )
+        transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     if fmt == "diarized_json":
         return JSONResponse(diarized(transcript, known_names).model_dump(exclude_none=True))
     if fmt == "text":

@@ -8,8 +8,10 @@ from typing import Any
 from starlette.datastructures import UploadFile
 
 from app.diarization.diarizer import SpeakerLimits
+from app.domain import DecodeOptions
 from app.errors import InvalidRequest
 from app.languages import normalize_language
+from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -107,3 +109,28 @@ def speaker_limits(fields: Fields) -> SpeakerLimits:
     if num is not None:
         return SpeakerLimits(num_speakers=num)  # an exact count overrides the bounds
     return SpeakerLimits(min_speakers=low, max_speakers=high)
+
+
+def asr_request(fields: Fields) -> TranscriptionRequest:
+    """/asr's options (whisper-asr-webservice names and defaults), also what a job takes."""
+    options = DecodeOptions(
+        task=fields.choice("task", options=("transcribe", "translate"), default="transcribe"),  # type: ignore[arg-type]
+        language=fields.language(),
+        initial_prompt=fields.text("initial_prompt", "prompt"),
+        hotwords=fields.text("hotwords"),
+        temperature=fields.number("temperature", minimum=0.0, maximum=1.0),
+        word_timestamps=fields.boolean("word_timestamps", default=True),
+        vad_filter=fields.boolean("vad_filter", default=True),
+    )
+    limits = speaker_limits(fields)
+    speakers = None
+    if fields.boolean("diarize", "enable_diarization", default=True):
+        speakers = SpeakerRequest(
+            limits, return_embeddings=fields.boolean("return_speaker_embeddings", default=False)
+        )
+    return TranscriptionRequest(
+        model=fields.text("model"),
+        options=options,
+        speakers=speakers,
+        encoded=fields.boolean("encode", default=True),
+    )

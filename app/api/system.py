@@ -54,7 +54,7 @@ async def health(request: Request) -> JSONResponse:
                 kind: state.model_cache.loaded(kind)
                 for kind in ("whisper", "alignment", "diarization")
             },
-            "serve_mode": "simple",
+            "serve_mode": state.serve_mode,
             "uptime_s": round(time.monotonic() - state.started_at, 1),
         }
     )
@@ -64,6 +64,8 @@ async def health(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     state = request.app.state
     state.metrics.vram.set(await asyncio.to_thread(accelerator_memory_bytes, state.engine))
+    for status, count in (await asyncio.to_thread(state.job_store.counts)).items():
+        state.metrics.jobs.labels(status=status).set(count)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

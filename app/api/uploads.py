@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +52,29 @@ async def saved_upload(
     finally:
         await upload.close()
         path.unlink(missing_ok=True)
+
+
+async def persist_upload(
+    upload: UploadFile | None, folder: Path, limit_bytes: int, *, field: str
+) -> Path:
+    """Copy the upload into `folder` (created; removed again on failure) for a job."""
+    if upload is None or not isinstance(upload, UploadFile):
+        raise InvalidRequest(
+            f"No audio file was sent: attach it as the '{field}' form field.", param=field
+        )
+    folder.mkdir(parents=True, exist_ok=False)
+    path = folder / f"upload{Path(upload.filename or '').suffix[:16]}"
+    try:
+        with path.open("wb") as out:
+            size = await asyncio.to_thread(_copy_limited, upload.file, out, limit_bytes)
+        if size == 0:
+            raise EmptyUpload("The uploaded file is empty.", param=field)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        await upload.close()
+    return path
 
 
 def upload_name(upload: UploadFile | None) -> str:

@@ -32,7 +32,16 @@ class LoadedModel(Protocol):
     name: str
     english_only: bool
 
-    def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript: ...
+    def transcribe(
+        self,
+        audio: Audio,
+        options: DecodeOptions,
+        windows: list[tuple[float, float]] | None = None,
+    ) -> Transcript:
+        """`windows`: the [start, end) seconds of the speech windows (each <= 30 s) the
+        pipeline cut `audio` into; batched decoders decode them side by side, sequential
+        ones may ignore them."""
+        ...
 
     def detect_language(self, audio: Audio) -> LanguageGuess: ...
 

@@ -65,14 +65,21 @@ class CTranslate2Model:
         self._batch_size = batch_size
         self._batched = BatchedInferencePipeline(model) if batch_size > 1 else None
 
-    def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
+    def transcribe(
+        self,
+        audio: Audio,
+        options: DecodeOptions,
+        windows: list[tuple[float, float]] | None = None,
+    ) -> Transcript:
         samples = np.asarray(audio.samples, dtype=np.float32)
         kwargs = decode_kwargs(options)
         temperatures = temperature_schedule(options.temperature)
         if self._batched is not None:
             # The batched pipeline decodes each VAD chunk once, at one temperature.
             kwargs["temperature"] = temperatures[0]
-            if not options.vad_filter:
+            if windows:
+                kwargs["clip_timestamps"] = [{"start": s, "end": e} for s, e in windows]
+            elif not options.vad_filter:
                 kwargs["clip_timestamps"] = _fixed_chunks(len(samples) / audio.sample_rate)
             segments, info = self._batched.transcribe(
                 samples, batch_size=self._batch_size, **kwargs

@@ -68,7 +68,12 @@ class MLXModel:
         self._device = device
         self._fp16 = fp16
 
-    def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
+    def transcribe(
+        self,
+        audio: Audio,
+        options: DecodeOptions,
+        windows: list[tuple[float, float]] | None = None,  # sequential: one window at a time
+    ) -> Transcript:
         samples = np.asarray(audio.samples, dtype=np.float32)
         speech, timeline, notes = _speech_only(samples, options.vad_filter)
         import mlx.core as mx

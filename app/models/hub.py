@@ -23,6 +23,12 @@ class HubClient:
         self._probe: tuple[float, bool] | None = None
 
     @property
+    def cache_dir(self) -> Path | None:
+        """HF_HOME's hub cache when set; else huggingface_hub's own default."""
+        home = self._settings.hf_home
+        return home / "hub" if home else None
+
+    @property
     def offline(self) -> bool:
         from huggingface_hub import constants
 
@@ -60,7 +66,7 @@ class HubClient:
         from huggingface_hub.errors import LocalEntryNotFoundError
 
         try:
-            path = Path(snapshot_download(repo, local_files_only=True))
+            path = Path(snapshot_download(repo, local_files_only=True, cache_dir=self.cache_dir))
         except (LocalEntryNotFoundError, OSError, ValueError):
             return None
         return path if (path / "model.bin").is_file() else None
@@ -70,4 +76,4 @@ class HubClient:
 
         token = self._settings.hf_token.get_secret_value() if self._settings.hf_token else None
         log.info("downloading %s from the hub", repo)
-        return Path(snapshot_download(repo, token=token))
+        return Path(snapshot_download(repo, token=token, cache_dir=self.cache_dir))

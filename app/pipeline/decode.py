@@ -79,6 +79,29 @@ def decode_to_pcm(
     return PcmFile(dst)
 
 
+def check_upload(src: Path, *, encoded: bool = True, max_duration_s: float = math.inf) -> None:
+    """Cheap checks before a job is accepted: the file opens as audio and its header does not
+    declare more than `max_duration_s` (the decoder checks the real length again)."""
+    size = src.stat().st_size
+    if size == 0:
+        raise EmptyUpload("The uploaded file is empty.", param="file")
+    if not encoded:
+        _check_length(size / (2 * SAMPLE_RATE), max_duration_s)
+        return
+    try:
+        container = av.open(str(src), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise AudioDecodeError(
+            f"The file could not be read as audio or video ({_reason(exc)}).", param="file"
+        ) from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioDecodeError("The file has no audio track.", param="file")
+        stream = container.streams.audio[0]
+        declared_s = _wav_declared_duration(src) or _declared_duration(container, stream)
+    _check_length(declared_s, max_duration_s)
+
+
 def decode_file(path: Path, *, encoded: bool = True) -> Audio:
     """Decode a (short) file into memory: for tests, benchmarks and tools, not requests."""
     with tempfile.TemporaryDirectory(prefix="asr-decode-") as folder:

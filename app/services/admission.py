@@ -46,12 +46,16 @@ class Admission:
 
     @asynccontextmanager
     async def slot(
-        self, disconnected: Callable[[], Awaitable[bool]] | None = None
+        self,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+        *,
+        queue_limit: bool = True,
     ) -> AsyncIterator[float]:
-        """Wait for a permit; yields the seconds waited. Raises QueueFull past max_queue and
-        ClientGone when the client disconnects while still queued (its work never runs)."""
+        """Wait for a permit; yields the seconds waited. Raises QueueFull past max_queue
+        (unless `queue_limit` is off: jobs wait in their store) and ClientGone when the
+        client disconnects while still queued (its work never runs)."""
         stats = self.stats
-        if self._semaphore.locked() and stats.queued >= self.max_queue:
+        if queue_limit and self._semaphore.locked() and stats.queued >= self.max_queue:
             stats.rejected += 1
             self._on_reject()
             raise QueueFull(

@@ -1,5 +1,6 @@
 """Models in memory by key ("whisper/base", "diarization/..."): each is loaded once, even
-when requests race for it; one lent to a request is never evicted."""
+when requests race for it; one lent to a request is never evicted; a load that failed is
+remembered for a while and fails again at once, instead of being retried by every request."""
 
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ class _Entry:
 class ModelCache:
     """Thread-safe; `use()` is called from worker threads, never the event loop."""
 
-    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, on_change: Callable[[], None] | None = None, failure_ttl_s: float = 60.0
+    ) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._failures: dict[str, tuple[Exception, float]] = {}  # key -> (error, until)
+        self._failure_ttl_s = failure_ttl_s
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
         self._on_change = on_change or (lambda: None)
@@ -57,8 +62,16 @@ class ModelCache:
                 if entry is not None:
                     entry.in_use += 1
                     return entry
+            failed = self._failures.get(key)
+            if failed is not None and time.monotonic() < failed[1]:
+                raise failed[0]
             started = time.perf_counter()
-            model = load()
+            try:
+                model = load()
+            except Exception as exc:
+                self._failures[key] = (exc, time.monotonic() + self._failure_ttl_s)
+                raise
+            self._failures.pop(key, None)
             log.info("loaded %s in %.1f s", key, time.perf_counter() - started)
             with self._lock:
                 entry = _Entry(model, time.monotonic(), in_use=1)

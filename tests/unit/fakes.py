@@ -15,7 +15,12 @@ class FakeModel:
         self.english_only = name.endswith(".en")
         self._engine = engine
 
-    def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
+    def transcribe(
+        self,
+        audio: Audio,
+        options: DecodeOptions,
+        windows: list[tuple[float, float]] | None = None,
+    ) -> Transcript:
         engine = self._engine
         with engine.lock:
             engine.running += 1

@@ -5,6 +5,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from app.metrics import Metrics
 from app.services.eviction import IdleEvictor
 from app.services.model_cache import ModelCache
@@ -76,3 +78,21 @@ def test_disabled_evictor_keeps_everything() -> None:
         pass
     assert IdleEvictor(cache, Metrics(), keep_alive_s=0, interval_s=30).sweep() == []
     assert cache.loaded() == ["whisper/base"]
+
+
+def test_a_failed_load_is_remembered_then_retried() -> None:
+    attempts: list[int] = []
+
+    def broken() -> Model:
+        attempts.append(1)
+        raise OSError("weights missing")
+
+    cache = ModelCache(failure_ttl_s=0.2)
+    for _ in range(3):
+        with pytest.raises(OSError, match="weights missing"), cache.use("whisper/x", broken):
+            pass
+    assert len(attempts) == 1  # the second and third requests did not try again
+    time.sleep(0.25)
+    with cache.use("whisper/x", Model) as model:
+        assert isinstance(model, Model)
+    assert len(attempts) == 1

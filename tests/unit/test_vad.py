@@ -25,12 +25,16 @@ def regions(pcm: PcmFile, **options: float) -> list[SpeechRegion]:
 
 
 def reference(samples: np.ndarray, **options: float) -> list[SpeechRegion]:
-    found = get_speech_timestamps(samples, FwVadOptions(**options))  # type: ignore[arg-type]
+    found = get_speech_timestamps(samples, FwVadOptions(**options))
     return [SpeechRegion(r["start"], r["end"]) for r in found]
 
 
-@pytest.mark.parametrize("options", [{}, {"max_speech_duration_s": 5, "min_silence_duration_ms": 160}])
-def test_same_regions_as_faster_whisper_on_real_speech(tmp_path: Path, options: dict[str, float]) -> None:
+@pytest.mark.parametrize(
+    "options", [{}, {"max_speech_duration_s": 5, "min_silence_duration_ms": 160}]
+)
+def test_same_regions_as_faster_whisper_on_real_speech(
+    tmp_path: Path, options: dict[str, float]
+) -> None:
     # Over 320 s, so the recurrent state crosses a block boundary: silence, speech, noise.
     wav, _ = pyannote_sample()
     parts = [decode_file(p).samples for p in (JFK, CONVERSATION, wav)]

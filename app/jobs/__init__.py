@@ -1,0 +1,1 @@
+"""Transcription jobs: persisted in a database, run by a worker, announced by webhooks."""

@@ -1,0 +1,105 @@
+"""What the job endpoints ask of jobs: submit, look up, page, cancel and delete."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from app.config import Settings
+from app.domain import Transcript
+from app.errors import Conflict, InvalidRequest, NotFound
+from app.jobs.codec import request_json, transcript_from_json
+from app.jobs.store import COMPLETED, QUEUED, Job, JobStore
+from app.jobs.webhooks import check_webhook_url
+from app.jobs.worker import JobWorker, remove_upload
+from app.pipeline.decode import check_upload
+from app.pipeline.runner import Pipeline, TranscriptionRequest
+
+
+class JobNotReady(Conflict):
+    code = "job_not_ready"
+    error_type = "invalid_request_error"
+
+
+class JobService:
+    def __init__(
+        self, settings: Settings, store: JobStore, worker: JobWorker, pipeline: Pipeline
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._worker = worker
+        self._pipeline = pipeline
+
+    def new_upload_folder(self) -> tuple[str, Path]:
+        job_id = uuid.uuid4().hex
+        return job_id, self._worker.uploads / job_id
+
+    async def submit(
+        self,
+        job_id: str,
+        upload: Path,
+        filename: str,
+        request: TranscriptionRequest,
+        webhook_url: str | None,
+    ) -> Job:
+        """Checks what can be checked cheaply now (model, options, header, webhook host), so
+        a job that is accepted can run; the upload is removed when it is refused."""
+        try:
+            if webhook_url is not None:
+                check_webhook_url(webhook_url, self._settings.webhook_hosts)
+            limit = self._settings.max_audio_duration_s or math.inf
+            await asyncio.to_thread(
+                check_upload, upload, encoded=request.encoded, max_duration_s=limit
+            )
+            await asyncio.to_thread(self._pipeline.prepare, request)
+            job = Job(
+                id=job_id,
+                status=QUEUED,
+                created_at=time.time(),
+                filename=filename[:255],
+                upload_path=str(upload),
+                request=request_json(request),
+                webhook_url=webhook_url,
+            )
+            await asyncio.to_thread(self._store.add, job)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, upload.parent, True)
+            raise
+        self._worker.submitted()
+        return job
+
+    async def get(self, job_id: str) -> Job:
+        job = await asyncio.to_thread(self._store.get, job_id)
+        if job is None:
+            raise NotFound(f"No job with id '{job_id}'.", param="job_id", code="job_not_found")
+        return job
+
+    async def page(self, limit: int, after: str | None) -> tuple[list[Job], bool]:
+        if not 1 <= limit <= 100:
+            raise InvalidRequest("limit must be between 1 and 100.", param="limit")
+        return await asyncio.to_thread(self._store.page, limit, after)
+
+    async def result(self, job_id: str) -> tuple[Job, Transcript]:
+        job = await self.get(job_id)
+        if job.status != COMPLETED or job.result is None:
+            raise JobNotReady(
+                f"Job '{job_id}' is {job.status}; its result exists once it is completed.",
+                param="job_id",
+            )
+        return job, await asyncio.to_thread(transcript_from_json, job.result)
+
+    async def delete(self, job_id: str) -> Job:
+        """Cancels a queued or running job; removes its audio and result. A finished job's
+        record goes too; a cancelled one stays, saying so."""
+        job = await self.get(job_id)
+        cancelled = await asyncio.to_thread(self._store.cancel, job_id)
+        if cancelled:
+            self._worker.cancel(job_id)
+        else:
+            await asyncio.to_thread(self._store.delete, job_id)
+        await asyncio.to_thread(remove_upload, job)
+        return (await asyncio.to_thread(self._store.get, job_id)) or job

@@ -1,0 +1,242 @@
+"""The job store: one table, SQLAlchemy 2 Core, migrated by Alembic at start-up.
+
+SQLite under DATA_DIR by default (WAL journal: a write survives the process being killed).
+Every method is a short transaction and blocks: call them from worker threads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = (
+    "queued",
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+)
+STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+FINISHED = (COMPLETED, FAILED, CANCELLED)
+
+_metadata = sa.MetaData()
+jobs = sa.Table(
+    "jobs",
+    _metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("upload_path", sa.Text, nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("result", sa.Text),
+    sa.Column("webhook_url", sa.Text),
+    sa.Column("webhook_status", sa.String(16)),
+    sa.Column("webhook_attempts", sa.Integer, nullable=False),
+    sa.Column("webhook_error", sa.Text),
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row. Times are Unix seconds; `request` and `result` are JSON text."""
+
+    id: str
+    status: str
+    created_at: float
+    filename: str
+    upload_path: str
+    request: str
+    stage: str = QUEUED
+    progress: float = 0.0
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    result: str | None = None
+    webhook_url: str | None = None
+    webhook_status: str | None = None
+    webhook_attempts: int = 0
+    webhook_error: str | None = None
+
+
+_COLUMNS = [f.name for f in fields(Job)]
+
+
+def _job(row: Any) -> Job:
+    return Job(**{name: row._mapping[name] for name in _COLUMNS})
+
+
+def _enable_wal(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class JobStore:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+            sa.event.listen(self._engine, "connect", _enable_wal)
+        else:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self._engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- reads ---------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        with self._engine.connect() as c:
+            row = c.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+        return _job(row) if row else None
+
+    def page(self, limit: int, after: str | None = None) -> tuple[list[Job], bool]:
+        """Newest first; `after` = the last id of the previous page. Returns (jobs, more)."""
+        query = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+        if after is not None:
+            anchor = self.get(after)
+            if anchor is None:
+                return [], False
+            query = query.where(
+                sa.or_(
+                    jobs.c.created_at < anchor.created_at,
+                    sa.and_(jobs.c.created_at == anchor.created_at, jobs.c.id < anchor.id),
+                )
+            )
+        with self._engine.connect() as c:
+            rows = c.execute(query.limit(limit + 1)).all()
+        return [_job(r) for r in rows[:limit]], len(rows) > limit
+
+    def counts(self) -> dict[str, int]:
+        query = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+        with self._engine.connect() as c:
+            found = {status: int(n) for status, n in c.execute(query).all()}
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def pending_webhooks(self) -> list[Job]:
+        query = sa.select(jobs).where(
+            jobs.c.webhook_status == "pending", jobs.c.status.in_(FINISHED)
+        )
+        with self._engine.connect() as c:
+            return [_job(r) for r in c.execute(query).all()]
+
+    # --- writes --------------------------------------------------------------------------
+    def add(self, job: Job) -> Job:
+        with self._engine.begin() as c:
+            c.execute(jobs.insert().values(**{n: getattr(job, n) for n in _COLUMNS}))
+        return job
+
+    def _update(self, job_id: str, *conditions: Any, **values: Any) -> bool:
+        with self._engine.begin() as c:
+            done = c.execute(jobs.update().where(jobs.c.id == job_id, *conditions).values(**values))
+        return bool(done.rowcount)
+
+    def claim_next(self) -> Job | None:
+        """The oldest queued job, now marked running (atomically: one worker gets it)."""
+        with self._engine.begin() as c:
+            row = c.execute(
+                sa.select(jobs.c.id)
+                .where(jobs.c.status == QUEUED)
+                .order_by(jobs.c.created_at, jobs.c.id)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            claimed = c.execute(
+                jobs.update()
+                .where(jobs.c.id == row.id, jobs.c.status == QUEUED)
+                .values(
+                    status=RUNNING,
+                    started_at=time.time(),
+                    attempts=jobs.c.attempts + 1,
+                    stage="starting",
+                    progress=0.0,
+                )
+            )
+            if not claimed.rowcount:
+                return None
+        return self.get(row.id)
+
+    def progress(self, job_id: str, stage: str, fraction: float) -> None:
+        self._update(job_id, jobs.c.status == RUNNING, stage=stage, progress=round(fraction, 4))
+
+    def complete(self, job_id: str, result: str, duration_ms: int) -> bool:
+        return self._update(
+            job_id,
+            jobs.c.status == RUNNING,
+            status=COMPLETED,
+            stage="done",
+            progress=1.0,
+            result=result,
+            duration_ms=duration_ms,
+            finished_at=time.time(),
+        )
+
+    def fail(self, job_id: str, error: str) -> bool:
+        return self._update(
+            job_id, jobs.c.status == RUNNING, status=FAILED, error=error, finished_at=time.time()
+        )
+
+    def cancel(self, job_id: str) -> bool:
+        """Queued or running -> cancelled; False when it had already finished."""
+        return self._update(
+            job_id,
+            jobs.c.status.in_((QUEUED, RUNNING)),
+            status=CANCELLED,
+            result=None,
+            finished_at=time.time(),
+        )
+
+    def delete(self, job_id: str) -> None:
+        with self._engine.begin() as c:
+            c.execute(jobs.delete().where(jobs.c.id == job_id))
+
+    def requeue_interrupted(self) -> list[str]:
+        """Jobs a stopped server left running go back to the queue (done again from the
+        start: nothing of a half-done transcription is kept)."""
+        with self._engine.begin() as c:
+            ids = [r.id for r in c.execute(sa.select(jobs.c.id).where(jobs.c.status == RUNNING))]
+            c.execute(
+                jobs.update()
+                .where(jobs.c.status == RUNNING)
+                .values(status=QUEUED, stage=QUEUED, progress=0.0)
+            )
+        return ids
+
+    def webhook(self, job_id: str, status: str, attempts: int, error: str | None) -> None:
+        self._update(job_id, webhook_status=status, webhook_attempts=attempts, webhook_error=error)
+
+    def expired(self, finished_before: float) -> list[Job]:
+        """Finished jobs older than the cut-off, removed from the store and returned."""
+        condition = sa.and_(jobs.c.status.in_(FINISHED), jobs.c.finished_at < finished_before)
+        with self._engine.begin() as c:
+            rows = [_job(r) for r in c.execute(sa.select(jobs).where(condition)).all()]
+            c.execute(jobs.delete().where(condition))
+        return rows

@@ -1,0 +1,193 @@
+"""Runs queued jobs through the same Transcriber as the synchronous endpoints, records their
+progress, results and failures, sends their webhooks, and forgets them after retention.
+
+At start-up, jobs a stopped (or killed) server left running are queued again, and webhooks
+still owed are sent: nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from app.config import Settings
+from app.errors import ServiceError
+from app.jobs.codec import request_from_json, transcript_json
+from app.jobs.store import Job, JobStore
+from app.jobs.summary import job_summary
+from app.jobs.webhooks import PENDING, WebhookSender
+from app.metrics import Metrics
+from app.pipeline.runner import Progress
+from app.services.transcriber import Transcriber
+
+log = logging.getLogger(__name__)
+
+_PROGRESS_EVERY_S = 1.0
+_RETENTION_SWEEP_S = 600.0
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job's thread when it was cancelled or the server stops."""
+
+
+class JobWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        transcriber: Transcriber,
+        metrics: Metrics,
+        webhooks: WebhookSender,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._transcriber = transcriber
+        self._metrics = metrics
+        self._webhooks = webhooks
+        self._wake = asyncio.Event()
+        self._cancelled: set[str] = set()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    @property
+    def uploads(self) -> Path:
+        return self._settings.data_dir / "uploads"
+
+    async def start(self) -> None:
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        requeued = await asyncio.to_thread(self._store.requeue_interrupted)
+        if requeued:
+            log.warning("resuming %d interrupted job(s): %s", len(requeued), ", ".join(requeued))
+        for job in await asyncio.to_thread(self._store.pending_webhooks):
+            self._send_webhook(job)
+        workers = self._settings.gpu_concurrency
+        self._tasks = [asyncio.create_task(self._run_forever()) for _ in range(workers)]
+        self._tasks.append(asyncio.create_task(self._sweep_forever()))
+
+    async def stop(self) -> None:
+        """Running jobs stop at their next block and stay `running` in the store, so the
+        next start queues them again."""
+        self._stopping = True
+        for task in [*self._tasks, *self._deliveries]:
+            task.cancel()
+        for task in [*self._tasks, *self._deliveries]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def submitted(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        self._cancelled.add(job_id)
+
+    # --- running -------------------------------------------------------------------------
+    async def _run_forever(self) -> None:
+        while True:
+            job = await asyncio.to_thread(self._store.claim_next)
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                continue
+            await self._run(job)
+
+    def _progress(self, job: Job) -> Progress:
+        last = [0.0]
+
+        def report(stage: str, fraction: float) -> None:
+            if self._stopping or job.id in self._cancelled:
+                raise JobCancelled(job.id)
+            now = time.monotonic()
+            if now - last[0] >= _PROGRESS_EVERY_S:
+                last[0] = now
+                self._store.progress(job.id, stage, fraction)
+
+        return report
+
+    async def _run(self, job: Job) -> None:
+        log.info("job %s started (attempt %d, %s)", job.id, job.attempts, job.filename)
+        started = time.monotonic()
+        request = request_from_json(job.request)
+        try:
+            transcript = await self._transcriber.transcribe(
+                Path(job.upload_path), request, progress=self._progress(job), queue_limit=False
+            )
+        except JobCancelled:
+            log.info("job %s stopped (%s)", job.id, "shutdown" if self._stopping else "cancelled")
+            return
+        except ServiceError as exc:
+            await self._finish(job, ok=False, error=exc.message)
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            await self._finish(job, ok=False, error=f"internal error: {type(exc).__name__}")
+        else:
+            result = await asyncio.to_thread(transcript_json, transcript)
+            await self._finish(job, ok=True, result=result, duration_ms=transcript.duration_ms)
+        finally:
+            self._cancelled.discard(job.id)
+        self._metrics.job_duration.observe(time.monotonic() - started)
+
+    async def _finish(
+        self, job: Job, *, ok: bool, error: str = "", result: str = "", duration_ms: int = 0
+    ) -> None:
+        if ok:
+            done = await asyncio.to_thread(self._store.complete, job.id, result, duration_ms)
+            log.info("job %s completed (%.0f s of audio)", job.id, duration_ms / 1000)
+        else:
+            done = await asyncio.to_thread(self._store.fail, job.id, error)
+            log.warning("job %s failed: %s", job.id, error)
+        finished = await asyncio.to_thread(self._store.get, job.id)
+        if done and finished is not None and finished.webhook_url:
+            await asyncio.to_thread(self._store.webhook, job.id, PENDING, 0, None)
+            self._send_webhook(finished)
+
+    # --- webhooks ------------------------------------------------------------------------
+    def _send_webhook(self, job: Job) -> None:
+        task = asyncio.create_task(self._deliver(job))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, job: Job) -> None:
+        assert job.webhook_url is not None
+        body = json.dumps(job_summary(job), separators=(",", ":")).encode()
+        store = self._store
+
+        async def failed_attempt(attempt: int, error: str) -> None:
+            await asyncio.to_thread(store.webhook, job.id, PENDING, attempt, error)
+
+        delivery = await self._webhooks.deliver(job.webhook_url, job.id, body, failed_attempt)
+        await asyncio.to_thread(
+            store.webhook, job.id, delivery.status, delivery.attempts, delivery.error
+        )
+        log.info(
+            "webhook for job %s: %s after %d attempt(s)", job.id, delivery.status, delivery.attempts
+        )
+
+    # --- retention -----------------------------------------------------------------------
+    async def _sweep_forever(self) -> None:
+        while True:
+            await self.sweep_expired()
+            await asyncio.sleep(_RETENTION_SWEEP_S)
+
+    async def sweep_expired(self) -> int:
+        cutoff = time.time() - self._settings.job_retention_hours * 3600
+        expired = await asyncio.to_thread(self._store.expired, cutoff)
+        for job in expired:
+            await asyncio.to_thread(remove_upload, job)
+        if expired:
+            log.info("removed %d job(s) past JOB_RETENTION_HOURS", len(expired))
+        return len(expired)
+
+
+def remove_upload(job: Job) -> None:
+    path = Path(job.upload_path)
+    if path.parent.name == job.id:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,258 @@
+"""One transcription, stage by stage: decode -> VAD -> windows -> ASR -> alignment ->
+diarization (the model work, `run_models`) and then speaker labels (`finish`), which needs
+no model and runs after the admission permit is handed back.
+
+Every method blocks: callers run them in worker threads. `progress(stage, fraction)` is
+called between blocks with the fraction of the whole job done; it may raise to cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from app.alignment import Aligner
+from app.config import Settings
+from app.diarization.assign import drop_words, label_speakers
+from app.diarization.diarizer import SpeakerLimits
+from app.diarization.service import DiarizationResult, DiarizationService
+from app.domain import DecodeOptions, LanguageGuess, Transcript
+from app.engines.base import Engine, LoadedModel
+from app.errors import InvalidRequest
+from app.metrics import Metrics
+from app.models.registry import ModelRef, ModelRegistry
+from app.pipeline.align import align_in_spans
+from app.pipeline.asr import transcribe_blocks
+from app.pipeline.decode import decode_to_pcm
+from app.pipeline.diarize import diarize_recording
+from app.pipeline.pcm import SAMPLE_RATE, PcmFile
+from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
+from app.pipeline.windows import group_blocks, pack_windows, split_long
+from app.services.model_cache import ModelCache
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+NO_SPEECH_NOTE = "no speech found: the later stages did not run"
+_LANGUAGE_SAMPLES = 600 * SAMPLE_RATE  # language detection reads the first 10 minutes
+
+# Where each stage's work sits in a job's overall progress (fractions of the whole).
+_SPANS = {"decode": (0.0, 0.1), "vad": (0.1, 0.15), "transcribe": (0.15, 0.75)}
+_SPANS |= {"align": (0.75, 0.8), "diarize": (0.8, 0.99)}
+
+
+@dataclass(frozen=True)
+class SpeakerRequest:
+    """A request for speaker labels (and, optionally, one embedding per speaker)."""
+
+    limits: SpeakerLimits = field(default_factory=SpeakerLimits)
+    return_embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class TranscriptionRequest:
+    """Everything one transcription asks for; what a job stores."""
+
+    model: str | None = None
+    options: DecodeOptions = field(default_factory=DecodeOptions)
+    speakers: SpeakerRequest | None = None
+    encoded: bool = True
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    transcript: Transcript
+    diarization: DiarizationResult | None = None
+    notes: tuple[str, ...] = ()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        registry: ModelRegistry,
+        cache: ModelCache,
+        metrics: Metrics,
+        aligner: Aligner | None = None,
+        diarization: DiarizationService | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.registry = registry
+        self.cache = cache
+        self.metrics = metrics
+        self.aligner = aligner
+        self.diarization = diarization
+
+    # --- before the permit ----------------------------------------------------------------
+    def prepare(self, request: TranscriptionRequest) -> ModelRef:
+        """Resolve the model and have its files (a hub download happens here, holding no
+        permit); options an English-only model cannot serve are refused now."""
+        ref = self.registry.resolve(request.model)
+        check_options(ref.name, ref.english_only, request.options)
+        self.registry.materialize(ref)
+        return ref
+
+    # --- under the permit -----------------------------------------------------------------
+    def whisper(self, ref: ModelRef) -> AbstractContextManager[LoadedModel]:
+        return self.cache.use(
+            f"whisper/{ref.name}",
+            lambda: self.engine.load(ref.name, self.registry.materialize(ref)),
+        )
+
+    def decode(self, src: Path, work: Path, encoded: bool, progress: Progress) -> PcmFile:
+        progress("decode", 0.0)
+        limit = self.settings.max_audio_duration_s or math.inf
+        pcm = self._timed(
+            "decode",
+            lambda: decode_to_pcm(src, work / "audio.pcm", encoded=encoded, max_duration_s=limit),
+        )
+        self.metrics.audio_duration.observe(pcm.duration_ms / 1000)
+        return pcm
+
+    def run_models(
+        self,
+        ref: ModelRef,
+        src: Path,
+        work: Path,
+        request: TranscriptionRequest,
+        progress: Progress,
+    ) -> ModelOutput:
+        options, speakers = request.options, request.speakers
+        pcm = self.decode(src, work, request.encoded, progress)
+        regions = self._speech(pcm, options.vad_filter, _within("vad", progress))
+        if not regions:
+            log.info("no speech in %.1f s of audio", pcm.duration_ms / 1000)
+            empty = Transcript(
+                (), options.language or "en", 0.0, pcm.duration_ms, options.task, ref.name
+            )
+            return ModelOutput(empty, notes=(NO_SPEECH_NOTE,))
+        # Speaker turns are put on words, so diarization needs word times even when the
+        # client did not ask for them (they are dropped again in `finish`).
+        asr_options = replace(options, word_timestamps=True) if speakers else options
+        blocks = group_blocks(pack_windows(regions))
+        started = time.perf_counter()
+        loaded: LoadedModel
+        with self.whisper(ref) as loaded:
+            check_options(ref.name, loaded.english_only, options)
+            transcript = transcribe_blocks(
+                loaded,
+                pcm,
+                blocks,
+                asr_options,
+                batched=self.settings.batch_size > 1,
+                progress=_within("transcribe", progress),
+            )
+        elapsed = time.perf_counter() - started
+        self.metrics.stage.labels(stage="vad+asr").observe(elapsed)
+        log.info(
+            "transcribed %.1f s of audio (%d windows) with %s in %.2f s (%s, %d segments)",
+            pcm.duration_ms / 1000,
+            sum(len(b.windows) for b in blocks),
+            ref.name,
+            elapsed,
+            transcript.language,
+            len(transcript.segments),
+        )
+        notes: list[str] = []
+        aligner = self.aligner
+        if transcript.word_timestamps and aligner is not None and aligner.wants_wav2vec2():
+            progress("align", _SPANS["align"][0])
+            transcript, found = self._timed(
+                "align", lambda: align_in_spans(aligner, transcript, pcm)
+            )
+            notes.extend(found)
+        diarized = None
+        if speakers is not None:
+            diarized = self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
+        return ModelOutput(transcript, diarized, tuple(notes))
+
+    def _speech(
+        self, pcm: PcmFile, vad_filter: bool, progress: Callable[[float], None]
+    ) -> list[SpeechRegion]:
+        if not vad_filter:
+            return split_long([SpeechRegion(0, pcm.samples)]) if pcm.samples else []
+        started = time.perf_counter()
+        probabilities = speech_probabilities(pcm, progress)
+        regions = speech_regions(probabilities, pcm.samples)
+        self.metrics.stage.labels(stage="vad").observe(time.perf_counter() - started)
+        return regions
+
+    def _diarize(
+        self,
+        pcm: PcmFile,
+        regions: list[SpeechRegion],
+        limits: SpeakerLimits,
+        progress: Callable[[float], None],
+    ) -> DiarizationResult:
+        if self.diarization is None:
+            return DiarizationResult(None, ("diarization skipped: not available in this server",))
+        service, threshold = self.diarization, self.settings.diarization_threshold
+        return self._timed(
+            "diarize",
+            lambda: diarize_recording(service, pcm, regions, limits, threshold, progress),
+        )
+
+    # --- after the permit -----------------------------------------------------------------
+    def finish(self, output: ModelOutput, request: TranscriptionRequest) -> Transcript:
+        """Speaker labels on words and segments, words dropped where not asked for."""
+        transcript, notes = output.transcript, list(output.notes)
+        speakers = request.speakers
+        if output.diarization is not None and speakers is not None:
+            notes.extend(output.diarization.notes)
+            if output.diarization.diarization is not None:
+                transcript = label_speakers(transcript, output.diarization.diarization)
+                if not speakers.return_embeddings:
+                    transcript = replace(transcript, speaker_embeddings=None)
+        if not request.options.word_timestamps:
+            transcript = drop_words(transcript)
+        return replace(transcript, notes=(*transcript.notes, *notes))
+
+    def detect_language(self, ref: ModelRef, src: Path, work: Path, encoded: bool) -> LanguageGuess:
+        pcm = self.decode(src, work, encoded, lambda stage, fraction: None)
+        loaded: LoadedModel
+        with self.whisper(ref) as loaded:
+            if loaded.english_only:
+                raise InvalidRequest(
+                    f"Model '{ref.name}' is English-only and cannot detect languages; use a "
+                    "multilingual model such as 'base'.",
+                    param="model",
+                )
+            return loaded.detect_language(pcm.audio(0, _LANGUAGE_SAMPLES))
+
+    def _timed[T](self, stage: str, work: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.metrics.stage.labels(stage=stage).observe(time.perf_counter() - started)
+
+
+def _within(stage: str, progress: Progress) -> Callable[[float], None]:
+    low, high = _SPANS[stage]
+    return lambda fraction: progress(stage, low + (high - low) * fraction)
+
+
+def check_options(name: str, english_only: bool, options: DecodeOptions) -> None:
+    """English-only models cannot translate or transcribe other languages: say so rather
+    than silently transcribing as English (which is what the engines would do)."""
+    if not english_only:
+        return
+    if options.task == "translate":
+        raise InvalidRequest(
+            f"Model '{name}' is English-only and cannot translate; use a multilingual "
+            "model such as 'base'.",
+            param="model",
+        )
+    if options.language not in (None, "en"):
+        raise InvalidRequest(
+            f"Model '{name}' is English-only but language='{options.language}' was "
+            "requested; use a multilingual model such as 'base'.",
+            param="language",
+        )
