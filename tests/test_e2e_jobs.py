@@ -1,0 +1,282 @@
+"""Jobs end to end: a real server process, a real SQLite file, a real webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from audio_tools import CONVERSATION, JFK, JFK_WORDS, normalize, wer
+from conftest import ServerFactory
+from live_server import LiveServer, free_port
+
+from app.jobs.webhooks import SIGNATURE_HEADER, verify
+from app.pipeline.decode import decode_file
+
+pytestmark = pytest.mark.e2e
+SECRET = "test-webhook-secret"
+
+
+class Receiver:
+    """A webhook endpoint: records every POST; answers with the next queued status."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def bodies(self, path_job: str) -> list[dict[str, Any]]:
+        return [json.loads(b) for _, b in self.received if json.loads(b)["id"] == path_job]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(server_factory: ServerFactory) -> LiveServer:
+    return server_factory(
+        PRELOAD_MODEL="tiny.en",
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+        WEBHOOK_SECRET=SECRET,
+        MAX_AUDIO_DURATION_S="600",
+    )
+
+
+def submit(url: str, path: Path, **fields: str) -> httpx.Response:
+    with path.open("rb") as f:
+        return httpx.post(f"{url}/v1/jobs", data=fields, files={"file": (path.name, f)}, timeout=60)
+
+
+def wait_for(url: str, job_id: str, *statuses: str, timeout_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
+
+
+def long_wav(folder: Path, times: int) -> Path:
+    speech = decode_file(CONVERSATION).samples
+    pause = np.zeros(2 * 16000, dtype=np.float32)
+    samples = np.concatenate([np.concatenate([speech, pause])] * times)
+    pcm = (samples * 32767).astype("<i2").tobytes()
+    path = folder / f"meeting-{times}.wav"
+    header = b"RIFF" + (36 + len(pcm)).to_bytes(4, "little") + b"WAVEfmt "
+    header += (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + (1).to_bytes(2, "little")
+    header += (16000).to_bytes(4, "little") + (32000).to_bytes(4, "little")
+    header += (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    path.write_bytes(header + b"data" + len(pcm).to_bytes(4, "little") + pcm)
+    return path
+
+
+def test_a_job_survives_kill_9_and_its_webhook_arrives_once_signed(
+    server: LiveServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    audio = long_wav(tmp_path, 10)  # ~3.3 minutes
+    hook = receiver.url("/hooks/a")
+    response = submit(server.url, audio, model="tiny.en", webhook_url=hook)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "queued" and response.headers["location"] == f"/v1/jobs/{job['id']}"
+    running = wait_for(server.url, job["id"], "running", timeout_s=60)
+    time.sleep(1.5)  # into decoding, VAD and transcription
+    assert httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()["status"] == "running", running
+    server.kill()  # no shutdown code runs: the row still says running
+    server.restart()
+    done = wait_for(server.url, job["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    assert done["attempts"] == 2 and done["progress"] == {"fraction": 1.0, "stage": "done"}
+    assert 200 < done["audio_duration_s"] < 220
+    assert "resuming 1 interrupted job" in server.logs()
+    deadline = time.monotonic() + 30
+    while not receiver.bodies(job["id"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a second delivery, if there were one, would have come by now
+    deliveries = [(h, b) for h, b in receiver.received if json.loads(b)["id"] == job["id"]]
+    assert len(deliveries) == 1
+    headers, body = deliveries[0]
+    assert verify(SECRET, headers[SIGNATURE_HEADER], body)
+    assert not verify("another-secret", headers[SIGNATURE_HEADER], body)
+    assert not verify(SECRET, headers[SIGNATURE_HEADER], body.replace(b"completed", b"failed!!!"))
+    summary = json.loads(body)
+    assert summary["status"] == "completed" and summary["result_url"].endswith("/result")
+    final = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
+    assert final["webhook"]["status"] == "delivered" and final["webhook"]["attempts"] == 1
+
+    # The job's transcript is the same as the synchronous endpoint's for the same options.
+    result = httpx.get(f"{server.url}{summary['result_url']}?format=json", timeout=60).json()
+    with audio.open("rb") as f:
+        direct = httpx.post(
+            f"{server.url}/asr",
+            params={"model": "tiny.en"},
+            files={"audio_file": (audio.name, f)},
+            timeout=300,
+        ).json()
+    assert result["segments"] == direct["segments"]
+    assert normalize(" ".join(s["text"] for s in result["segments"])).count("budget") == 10
+
+
+def test_every_result_format_and_the_list(server: LiveServer) -> None:
+    job = submit(server.url, JFK, model="tiny.en", diarize="false").json()
+    wait_for(server.url, job["id"], "completed")
+    base = f"{server.url}/v1/jobs/{job['id']}/result"
+    text = httpx.get(base, params={"format": "text"}).text
+    assert wer(JFK_WORDS, text) <= 0.1
+    assert httpx.get(base, params={"format": "srt"}).text.startswith("1\n00:00:")
+    assert httpx.get(base, params={"format": "vtt"}).text.startswith("WEBVTT")
+    assert httpx.get(base, params={"format": "tsv"}).text.startswith("start\tend\ttext")
+    verbose = httpx.get(base, params={"format": "verbose_json"}).json()
+    assert verbose["words"] and verbose["segments"][0]["avg_logprob"] < 0
+    diarized = httpx.get(base, params={"format": "diarized_json"}).json()
+    assert diarized["segments"] and diarized["task"] == "transcribe"
+    bad = httpx.get(base, params={"format": "docx"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "format"
+
+    first = httpx.get(f"{server.url}/v1/jobs", params={"limit": 1}).json()
+    assert first["object"] == "list" and first["data"][0]["id"] == job["id"]  # newest first
+    assert first["has_more"] is True
+    second = httpx.get(f"{server.url}/v1/jobs", params={"limit": 1, "after": job["id"]}).json()
+    assert second["data"] and second["data"][0]["created_at"] <= first["data"][0]["created_at"]
+
+
+def test_cancel_delete_and_the_errors_a_client_can_act_on(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    url = server.url
+    long_job = submit(url, long_wav(tmp_path, 10), model="tiny.en").json()
+    queued = submit(url, JFK, model="tiny.en").json()  # waits behind the long one
+    not_ready = httpx.get(f"{url}/v1/jobs/{queued['id']}/result")
+    assert not_ready.status_code == 409 and not_ready.json()["error"]["code"] == "job_not_ready"
+    deleted = httpx.delete(f"{url}/v1/jobs/{queued['id']}").json()
+    assert deleted["deleted"] is True and deleted["status"] == "cancelled"
+    assert not Path(server.env["DATA_DIR"], "uploads", queued["id"]).exists()
+    wait_for(url, long_job["id"], "running", timeout_s=60)
+    cancelled = httpx.delete(f"{url}/v1/jobs/{long_job['id']}").json()
+    assert cancelled["status"] == "cancelled"
+    time.sleep(3)  # the worker stops at its next block and never completes it
+    assert httpx.get(f"{url}/v1/jobs/{long_job['id']}").json()["status"] == "cancelled"
+    assert httpx.get(f"{url}/v1/jobs/{queued['id']}").json()["status"] == "cancelled"
+
+    missing = httpx.get(f"{url}/v1/jobs/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "job_not_found"
+    refused = submit(url, JFK, webhook_url="http://10.0.0.1/hook")
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "webhook_url"
+    garbage = tmp_path / "x.mp3"
+    garbage.write_bytes(b"not audio at all" * 100)
+    assert submit(url, garbage).status_code == 400
+    too_long = submit(url, long_wav(tmp_path, 40))  # ~13 min > MAX_AUDIO_DURATION_S=600
+    assert too_long.status_code == 413 and too_long.json()["error"]["code"] == "audio_too_long"
+    uploads = Path(server.env["DATA_DIR"], "uploads")
+    assert {p.name for p in uploads.iterdir()} <= {long_job["id"]} | {
+        j["id"] for j in httpx.get(f"{url}/v1/jobs", params={"limit": 100}).json()["data"]
+    }  # refused uploads left nothing behind
+
+
+def test_a_webhook_answered_5xx_is_retried_and_4xx_is_not(
+    server: LiveServer, receiver: Receiver
+) -> None:
+    receiver.statuses[:] = [503, 200]
+    retried = submit(
+        server.url, JFK, model="tiny.en", diarize="false", webhook_url=receiver.url("/r")
+    )
+    job = wait_for(server.url, retried.json()["id"], "completed")
+    deadline = time.monotonic() + 20
+    while job["webhook"]["status"] != "delivered" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
+    assert job["webhook"]["status"] == "delivered" and job["webhook"]["attempts"] == 2
+    receiver.statuses[:] = [410]
+    gone = submit(server.url, JFK, model="tiny.en", diarize="false", webhook_url=receiver.url("/g"))
+    job = wait_for(server.url, gone.json()["id"], "completed")
+    deadline = time.monotonic() + 10
+    while job["webhook"]["status"] in (None, "pending") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
+    assert job["webhook"] == {
+        "url": receiver.url("/g"),
+        "status": "failed",
+        "attempts": 1,
+        "error": "HTTP 410",
+    }
+
+
+def silent_opus(path: Path, seconds: int) -> Path:
+    import av
+
+    with av.open(str(path), "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=48000)
+        assert isinstance(stream, av.AudioStream)
+        stream.layout = "mono"
+        zeros = np.zeros((1, 48000 * 10), dtype=np.int16)
+        for i in range(seconds // 10):
+            frame = av.AudioFrame.from_ndarray(zeros, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 48000, i * 48000 * 10
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_silence_is_answered_at_once_with_a_note(server: LiveServer, tmp_path: Path) -> None:
+    """Nine minutes of silence in a small Opus file: no transcription, no diarization."""
+    audio = silent_opus(tmp_path / "silence.ogg", 540)
+    assert audio.stat().st_size < 2_000_000
+    with audio.open("rb") as f:
+        response = httpx.post(
+            f"{server.url}/asr", params={"model": "tiny.en"}, files={"audio_file": f}, timeout=120
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["segments"] == [] and body["speakers"] == [] and 539 < body["duration"] < 541
+    assert body["notes"] == ["no speech found: the later stages did not run"]
+    assert body["diarization"] is None
+
+
+def test_audio_past_max_duration_is_413_before_any_model_runs(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """MAX_AUDIO_DURATION_S=600: refused from a WAV header, and from raw PCM's length."""
+    wav = long_wav(tmp_path, 40)  # ~13 minutes
+    with wav.open("rb") as f:
+        by_header = httpx.post(f"{server.url}/asr", files={"audio_file": f}, timeout=60)
+    assert by_header.status_code == 413
+    assert "MAX_AUDIO_DURATION_S" in by_header.json()["detail"]
+    pcm = wav.read_bytes()[44:]
+    raw = httpx.post(
+        f"{server.url}/v1/jobs",
+        params={"encode": "false"},
+        files={"file": ("a.pcm", pcm)},
+        timeout=60,
+    )
+    assert raw.status_code == 413 and raw.json()["error"]["code"] == "audio_too_long"
