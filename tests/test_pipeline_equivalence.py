@@ -37,20 +37,20 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Itera
     cache.unload_all()
 
 
-def through_pipeline(pipeline: Pipeline, path: Path, tmp: Path, **options: object) -> Transcript:
-    request = TranscriptionRequest(
-        model=str(options.pop("model")), options=DecodeOptions(**options)
-    )  # type: ignore[arg-type]
+def through_pipeline(
+    pipeline: Pipeline, path: Path, tmp: Path, *, model: str, word_timestamps: bool
+) -> Transcript:
+    options = DecodeOptions(word_timestamps=word_timestamps)
+    request = TranscriptionRequest(model=model, options=options)
     ref = pipeline.prepare(request)
     output = pipeline.run_models(ref, path, tmp, request, lambda stage, fraction: None)
     return pipeline.finish(output, request)
 
 
-def whole_file(pipeline: Pipeline, path: Path, **options: object) -> Transcript:
-    model = str(options.pop("model"))
+def whole_file(pipeline: Pipeline, path: Path, *, model: str, word_timestamps: bool) -> Transcript:
     ref = pipeline.prepare(TranscriptionRequest(model=model))
     with pipeline.whisper(ref) as loaded:
-        return loaded.transcribe(decode_file(path), DecodeOptions(**options))  # type: ignore[arg-type]
+        return loaded.transcribe(decode_file(path), DecodeOptions(word_timestamps=word_timestamps))
 
 
 def shape(transcript: Transcript) -> list[tuple[int, int, str, list[tuple[int, int, str]]]]:
