@@ -46,6 +46,14 @@ class UploadTooLarge(ServiceError):
     code = "file_too_large"
     error_type = "invalid_request_error"
 
+    @classmethod
+    def over(cls, limit_bytes: int) -> UploadTooLarge:
+        """The one 413 for an upload past MAX_FILE_SIZE_MB, wherever it is noticed."""
+        return cls(
+            f"The file is larger than MAX_FILE_SIZE_MB ({limit_bytes / 1048576:g} MiB).",
+            param="file",
+        )
+
 
 class AudioTooLong(ServiceError):
     """Decoded audio past MAX_AUDIO_DURATION_S: refused before any model runs."""

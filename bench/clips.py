@@ -85,7 +85,14 @@ VOICES = (
 )
 
 # Name -> target length in seconds for the TTS clips.
-TTS_LENGTHS = {"30s": 30.0, "5min": 300.0, "30min": 1800.0}
+TTS_LENGTHS = {
+    "30s": 30.0,
+    "5min": 300.0,
+    "10min": 600.0,
+    "30min": 1800.0,
+    "60min": 3600.0,
+    "3h": 10800.0,
+}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def memory_section(
         ["requests", "RSS MiB", "growth since request 1 MiB", "peak RSS (VmHWM) MiB"],
     )
     checkpoints = sorted({1, 2, 5, 10, 25, requests} & set(range(1, requests + 1)))
-    with Service(model, cache_dir, log_path, GPU_CONCURRENCY="1", **env) as service:
+    with Service(model, cache_dir, log_path, {"GPU_CONCURRENCY": "1", **env}) as service:
         table.add(0, f"{service.rss_mib():.0f}", "-", f"{service.peak_rss_mib():.0f}")
         first = 0.0
         latencies = Samples()
@@ -75,7 +75,7 @@ def throughput_section(
         ],
     )
     for permits in concurrencies:
-        with Service(model, cache_dir, log_path, GPU_CONCURRENCY=str(permits), **env) as svc:
+        with Service(model, cache_dir, log_path, {"GPU_CONCURRENCY": str(permits), **env}) as svc:
             svc.request(clip)  # warm-up
             for n in clients:
                 latencies: list[float] = []

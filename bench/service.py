@@ -4,11 +4,12 @@ plus what the bench reads from it: /asr timings, /metrics stage histograms and m
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 from clips import Clip
-from live_server import LiveServer
+from live_server import ROOT, LiveServer
 from prometheus_client.parser import text_string_to_metric_families
 
 STAGE_METRIC = "whisperx_stage_duration_seconds"
@@ -17,9 +18,17 @@ STAGE_METRIC = "whisperx_stage_duration_seconds"
 class Service(LiveServer):
     """The service with `model` preloaded (so load time is never timed), quiet logs."""
 
-    def __init__(self, model: str, cache_dir: Path, log_path: Path, **env: str) -> None:
-        env = {"CACHE_DIR": str(cache_dir), "LOG_LEVEL": "WARNING", "PRELOAD_MODEL": model, **env}
-        super().__init__(log_path, **env)
+    def __init__(
+        self,
+        model: str,
+        cache_dir: Path,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        root: Path = ROOT,
+    ) -> None:
+        base = {"CACHE_DIR": str(cache_dir), "LOG_LEVEL": "WARNING", "PRELOAD_MODEL": model}
+        super().__init__(log_path, {**base, **(env or {})}, root=root)
         self.model = model
         self.client = httpx.Client(base_url=self.url, timeout=3600)
 

@@ -155,11 +155,13 @@ def _service(plan: SpeedPlan, model: str, engine: Engine, batch: int) -> Service
         model,
         plan.cache_dir,
         plan.log_path,
-        DEVICE=engine.device,
-        COMPUTE_TYPE=engine.compute_type,
-        BATCH_SIZE=str(batch),
-        GPU_CONCURRENCY="1",
-        **plan.service_env,
+        {
+            "DEVICE": engine.device,
+            "COMPUTE_TYPE": engine.compute_type,
+            "BATCH_SIZE": str(batch),
+            "GPU_CONCURRENCY": "1",
+            **plan.service_env,
+        },
     )
 
 

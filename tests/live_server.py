@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,9 @@ def free_port() -> int:
 class LiveServer:
     """`uvicorn app.main:app` with `env` on top of ours; offline, its own DATA_DIR."""
 
-    def __init__(self, log_path: Path, **env: str) -> None:
+    def __init__(self, log_path: Path, env: Mapping[str, str], *, root: Path = ROOT) -> None:
+        """`root`: the checkout to serve (the bench runs an older commit from a worktree)."""
+        self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -46,7 +49,7 @@ class LiveServer:
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
         return subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=self.root,
             env={**os.environ, **self.env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -118,4 +121,4 @@ class LiveServer:
 def start_server(folder: Path, cache: Path, **env: str) -> LiveServer:
     """A ready server whose log and data live in `folder`, models cached in `cache`."""
     folder.mkdir(parents=True, exist_ok=True)
-    return LiveServer(folder / "server.log", CACHE_DIR=str(cache), **env).wait_ready()
+    return LiveServer(folder / "server.log", {"CACHE_DIR": str(cache), **env}).wait_ready()

@@ -174,9 +174,27 @@ async def transcriptions(
     model: str | None = _f("whisper-1 or a model name such as base, tiny.en, large-v3"),
     language: str | None = _f("ISO-639-1 code of the spoken language; unset = detect"),
     prompt: str | None = _f("Text that conditions the transcription"),
-    response_format: str | None = _f("json, text, srt, vtt or verbose_json"),
+    response_format: str | None = _f("json, text, srt, vtt, verbose_json or diarized_json"),
     temperature: str | None = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling"),
+    timestamp_granularities: Annotated[
+        list[str] | None,
+        Form(
+            alias="timestamp_granularities[]",
+            description="word and/or segment (needs verbose_json)",
+        ),
+    ] = None,
+    known_speaker_names: Annotated[
+        list[str] | None,
+        Form(
+            alias="known_speaker_names[]",
+            description="Names for the speakers in order of first appearance (needs diarized_json)",
+        ),
+    ] = None,
+    stream: str | None = _f("false only: streaming is not supported"),
+    chunking_strategy: str | None = _f("auto only: speech is always split by VAD"),
 ) -> Response:
+    # The parameters above document the contract in /docs; _run reads the form itself so
+    # that aliases, unknown fields and unsupported values get OpenAI's own error messages.
     return await _run(request, file, "transcribe")
 
 

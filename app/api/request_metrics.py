@@ -6,24 +6,13 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Fixed label values keep the metric's cardinality bounded whatever paths clients send.
-_ENDPOINTS = (
-    "/asr",
-    "/detect-language",
-    "/v1/audio/transcriptions",
-    "/v1/audio/translations",
-    "/v1/models",
-    "/health",
-    "/metrics",
-    "/queue-metrics",
-    "/",
-)
 
-
-def endpoint_label(path: str) -> str:
-    if path.startswith("/v1/models/"):
-        return "/v1/models/{id}"
-    return path if path in _ENDPOINTS else "other"
+def endpoint_label(scope: Scope) -> str:
+    """The matched route's path template (`/v1/jobs/{job_id}`), read from the app's own
+    routes: label values stay bounded whatever paths clients send; unmatched is `other`."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "other"
 
 
 def status_label(status: int) -> str:
@@ -56,7 +45,7 @@ class RequestMetricsMiddleware:
             outcome = status_label(status)
         finally:
             if metrics is not None:
-                endpoint = endpoint_label(scope.get("path", ""))
+                endpoint = endpoint_label(scope)
                 metrics.requests.labels(endpoint=endpoint, status=outcome).inc()
                 metrics.request_duration.labels(endpoint=endpoint).observe(
                     time.perf_counter() - started

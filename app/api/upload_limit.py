@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.error_handlers import error_response
+from app.errors import UploadTooLarge, status_for
 
 # Room for multipart boundaries and the small form fields beside the file.
 _FORM_OVERHEAD_BYTES = 1024 * 1024
@@ -23,13 +24,9 @@ class UploadLimitMiddleware:
         self.max_body_bytes = max_file_bytes + _FORM_OVERHEAD_BYTES
 
     def _too_large(self, path: str) -> JSONResponse:
-        mib = self.max_file_bytes / 1048576
+        error = UploadTooLarge.over(self.max_file_bytes)
         return error_response(
-            path,
-            413,
-            f"The file is larger than MAX_FILE_SIZE_MB ({mib:g} MiB).",
-            param="file",
-            code="file_too_large",
+            path, status_for(error), error.message, param=error.param, code=error.code
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

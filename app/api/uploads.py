@@ -23,10 +23,7 @@ def _copy_limited(src: BinaryIO, dst: BinaryIO, limit: int) -> int:
     while chunk := src.read(_COPY_CHUNK):
         written += len(chunk)
         if written > limit:
-            raise UploadTooLarge(
-                f"The file is larger than MAX_FILE_SIZE_MB ({limit / 1048576:g} MiB).",
-                param="file",
-            )
+            raise UploadTooLarge.over(limit)
         dst.write(chunk)
     return written
 

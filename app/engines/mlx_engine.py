@@ -14,7 +14,8 @@ import gc
 import logging
 import os
 import sys
-import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,16 @@ _WINDOW_SAMPLES = 30 * _SAMPLE_RATE
 
 # mlx-whisper's transcribe() takes its model from one process-wide slot
 # (mlx_whisper.transcribe.ModelHolder) and would load (or download) whatever path it is given.
-# Every call therefore puts its own model object into that slot and runs under this lock, so
-# two models are never served through the slot at once. The lock also keeps MLX evaluation on
-# one thread at a time (MLX streams are not meant to be driven from several threads), so with
-# GPU_CONCURRENCY > 1 MLX requests queue here rather than run side by side.
-_MLX_LOCK = threading.Lock()
+# Every call therefore puts its own model object into that slot and runs on this one thread,
+# so two models are never served through the slot at once. One thread also because MLX
+# streams belong to the thread that made them ("There is no Stream(cpu, 0) in current
+# thread" otherwise): loading and every evaluation happen here, and with GPU_CONCURRENCY > 1
+# MLX requests queue for it rather than run side by side. Its thread starts on first use.
+_MLX_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx")
+
+
+def _on_mlx_thread[T](work: Callable[[], T]) -> T:
+    return _MLX_THREAD.submit(work).result()
 
 
 def prefer_openblas() -> bool:
@@ -78,14 +84,21 @@ class MLXModel:
         speech, timeline, notes = _speech_only(samples, options.vad_filter)
         import mlx.core as mx
 
-        with _MLX_LOCK, mx.stream(self._device):
-            if self.english_only:
-                language, probability = "en", 1.0
-            elif options.language:
-                language, probability = options.language, 1.0
-            else:
-                language, probability = max(self._language_probs(speech).items(), key=_value)
-            result = self._mlx_whisper_transcribe(speech, options, language)
+        def decode() -> tuple[str, float, dict[str, Any]]:
+            with mx.stream(self._device):
+                if self.english_only:
+                    language, probability = "en", 1.0
+                elif options.language:
+                    language, probability = options.language, 1.0
+                else:
+                    language, probability = max(self._language_probs(speech).items(), key=_value)
+                return (
+                    language,
+                    probability,
+                    self._mlx_whisper_transcribe(speech, options, language),
+                )
+
+        language, probability, result = _on_mlx_thread(decode)
         kept = [s for s in result["segments"] if s["text"].strip()]  # as faster-whisper does
         return Transcript(
             segments=tuple(_segment(i, s, timeline) for i, s in enumerate(kept)),
@@ -104,8 +117,11 @@ class MLXModel:
         speech, _, _ = _speech_only(np.asarray(audio.samples, dtype=np.float32), True)
         import mlx.core as mx
 
-        with _MLX_LOCK, mx.stream(self._device):
-            probs = self._language_probs(speech)
+        def guess() -> dict[str, float]:
+            with mx.stream(self._device):
+                return self._language_probs(speech)
+
+        probs = _on_mlx_thread(guess)
         top = sorted(probs.items(), key=_value, reverse=True)[:10]
         return LanguageGuess(top[0][0], float(top[0][1]), {c: float(p) for c, p in top})
 
@@ -114,10 +130,9 @@ class MLXModel:
         gc.collect()
         import mlx.core as mx
 
-        with _MLX_LOCK:
-            mx.clear_cache()
+        _on_mlx_thread(mx.clear_cache)
 
-    # --- under _MLX_LOCK ---------------------------------------------------------------
+    # --- on the MLX thread ---------------------------------------------------------------
     def _language_probs(self, speech: np.ndarray) -> dict[str, float]:
         """Whisper's language guess on the first 30 s of speech (faster-whisper's choice)."""
         import mlx.core as mx
@@ -254,10 +269,15 @@ class MLXEngine:
         folder = convert(path, self._cache_dir, name)
         fp16 = self.compute_type == "float16"
         log.info("loading %s from %s on MLX %s (%s)", name, folder, self.device, self.compute_type)
-        with _MLX_LOCK, mx.stream(self._device):
-            model = load_model(str(folder), dtype=mx.float16 if fp16 else mx.float32)
-            if fp16:  # the conversion is float32; alignment_heads stay integers
-                model.set_dtype(mx.float16)
+
+        def load() -> Any:
+            with mx.stream(self._device):
+                model = load_model(str(folder), dtype=mx.float16 if fp16 else mx.float32)
+                if fp16:  # the conversion is float32; alignment_heads stay integers
+                    model.set_dtype(mx.float16)
+                return model
+
+        model = _on_mlx_thread(load)
         _compile_dtw()
         return MLXModel(name, folder, model, self._device, fp16)
 
