@@ -18,29 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import av
-import numpy as np
+from audio_tools import silent_opus
 from clips import OUT, ROOT, tts_clip
 from report import Table, header, loadavg
 from service import Service
-
-
-def silent_opus(path: Path, seconds: int) -> Path:
-    if path.exists():
-        return path
-    with av.open(str(path), "w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=48000)
-        assert isinstance(stream, av.AudioStream)
-        stream.layout = "mono"
-        zeros = np.zeros((1, 48000 * 10), dtype=np.int16)
-        for i in range(seconds // 10):
-            frame = av.AudioFrame.from_ndarray(zeros, format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 48000, i * 48000 * 10
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 def worktree(rev: str) -> Path:

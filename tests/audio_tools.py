@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 
 FIXTURES = Path(__file__).parent / "fixtures"
 JFK = FIXTURES / "jfk_style.flac"
@@ -95,3 +96,22 @@ def wer(reference: str, hypothesis: str) -> float:
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
         previous = current
     return previous[-1] / max(len(ref), 1)
+
+
+def silent_opus(path: Path, seconds: int) -> Path:
+    """`seconds` of digital silence as Ogg/Opus (a few kB a minute), made once."""
+    if path.exists():
+        return path
+    with av.open(str(path), "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=48000)
+        assert isinstance(stream, av.AudioStream)
+        stream.layout = "mono"
+        zeros = np.zeros((1, 48000 * 10), dtype=np.int16)
+        for i in range(seconds // 10):
+            frame = av.AudioFrame.from_ndarray(zeros, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 48000, i * 48000 * 10
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

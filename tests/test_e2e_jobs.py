@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from audio_tools import CONVERSATION, JFK, JFK_WORDS, normalize, wer
+from audio_tools import CONVERSATION, JFK, JFK_WORDS, normalize, silent_opus, wer
 from conftest import ServerFactory
 from live_server import LiveServer, free_port
 
@@ -228,24 +228,6 @@ def test_a_webhook_answered_5xx_is_retried_and_4xx_is_not(
         "attempts": 1,
         "error": "HTTP 410",
     }
-
-
-def silent_opus(path: Path, seconds: int) -> Path:
-    import av
-
-    with av.open(str(path), "w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=48000)
-        assert isinstance(stream, av.AudioStream)
-        stream.layout = "mono"
-        zeros = np.zeros((1, 48000 * 10), dtype=np.int16)
-        for i in range(seconds // 10):
-            frame = av.AudioFrame.from_ndarray(zeros, format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 48000, i * 48000 * 10
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 def test_silence_is_answered_at_once_with_a_note(server: LiveServer, tmp_path: Path) -> None:

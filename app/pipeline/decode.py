@@ -10,6 +10,8 @@ import logging
 import math
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,10 +39,32 @@ def decode_to_pcm(
     Audio longer than `max_duration_s` is refused from its header when it declares its length,
     else as soon as that much has been decoded: a small file that decodes to days of audio
     costs seconds, not hours."""
-    size = src.stat().st_size
-    if size == 0:
-        raise EmptyUpload("The uploaded file is empty.", param="file")
     if not encoded:
+        check_upload(src, encoded=False, max_duration_s=max_duration_s)
+        if src != dst:
+            shutil.copyfile(src, dst)
+        return PcmFile(dst)
+    with _opened(src, max_duration_s) as (container, stream, declared_s), dst.open("wb") as out:
+        decoded = _decode_stream(container, stream, out, max_duration_s)
+    decoded_s = decoded / SAMPLE_RATE
+    if decoded == 0:
+        raise AudioDecodeError("No audio could be decoded from the file.", param="file")
+    if declared_s and decoded_s < declared_s * _TRUNCATION_RATIO - _TRUNCATION_SLACK_S:
+        raise AudioDecodeError(
+            f"The file looks truncated: its header declares {declared_s:.1f} s of audio but "
+            f"only {decoded_s:.1f} s could be decoded.",
+            param="file",
+        )
+    return PcmFile(dst)
+
+
+def check_upload(src: Path, *, encoded: bool = True, max_duration_s: float = math.inf) -> None:
+    """Cheap checks before any decoding (and before a job is accepted): the file is not
+    empty, opens as audio, and does not declare more than `max_duration_s`."""
+    size = src.stat().st_size
+    if not encoded:
+        if size == 0:
+            raise EmptyUpload("The uploaded file is empty.", param="file")
         if size % 2:
             raise AudioDecodeError(
                 "encode=false expects raw 16-bit little-endian mono PCM at 16 kHz, but the "
@@ -48,9 +72,18 @@ def decode_to_pcm(
                 param="encode",
             )
         _check_length(size / (2 * SAMPLE_RATE), max_duration_s)
-        if src != dst:
-            shutil.copyfile(src, dst)
-        return PcmFile(dst)
+        return
+    with _opened(src, max_duration_s):
+        pass
+
+
+@contextmanager
+def _opened(
+    src: Path, max_duration_s: float
+) -> Iterator[tuple[av.container.InputContainer, av.AudioStream, float]]:
+    """The file's container, first audio stream and declared seconds, checked."""
+    if src.stat().st_size == 0:
+        raise EmptyUpload("The uploaded file is empty.", param="file")
     try:
         container = av.open(str(src), mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
@@ -65,41 +98,7 @@ def decode_to_pcm(
         stream = container.streams.audio[0]
         declared_s = _wav_declared_duration(src) or _declared_duration(container, stream)
         _check_length(declared_s, max_duration_s)
-        with dst.open("wb") as out:
-            decoded = _decode_stream(container, stream, out, max_duration_s)
-    decoded_s = decoded / SAMPLE_RATE
-    if decoded == 0:
-        raise AudioDecodeError("No audio could be decoded from the file.", param="file")
-    if declared_s and decoded_s < declared_s * _TRUNCATION_RATIO - _TRUNCATION_SLACK_S:
-        raise AudioDecodeError(
-            f"The file looks truncated: its header declares {declared_s:.1f} s of audio but "
-            f"only {decoded_s:.1f} s could be decoded.",
-            param="file",
-        )
-    return PcmFile(dst)
-
-
-def check_upload(src: Path, *, encoded: bool = True, max_duration_s: float = math.inf) -> None:
-    """Cheap checks before a job is accepted: the file opens as audio and its header does not
-    declare more than `max_duration_s` (the decoder checks the real length again)."""
-    size = src.stat().st_size
-    if size == 0:
-        raise EmptyUpload("The uploaded file is empty.", param="file")
-    if not encoded:
-        _check_length(size / (2 * SAMPLE_RATE), max_duration_s)
-        return
-    try:
-        container = av.open(str(src), mode="r")
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise AudioDecodeError(
-            f"The file could not be read as audio or video ({_reason(exc)}).", param="file"
-        ) from exc
-    with container:
-        if not container.streams.audio:
-            raise AudioDecodeError("The file has no audio track.", param="file")
-        stream = container.streams.audio[0]
-        declared_s = _wav_declared_duration(src) or _declared_duration(container, stream)
-    _check_length(declared_s, max_duration_s)
+        yield container, stream, declared_s
 
 
 def decode_file(path: Path, *, encoded: bool = True) -> Audio:
