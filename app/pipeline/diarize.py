@@ -10,7 +10,7 @@ audio of the whole file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -52,7 +52,7 @@ class _Cluster:
 
 
 def link_speakers(
-    local: list[tuple[int, str, list[float] | None]], threshold: float, limits: SpeakerLimits
+    local: Sequence[tuple[int, str, list[float] | None]], threshold: float, limits: SpeakerLimits
 ) -> dict[str, str]:
     """(span, local label, centroid) -> global label. Merges the closest pair of clusters
     from different spans while their cosine distance is under `threshold` (or while there
