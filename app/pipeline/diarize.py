@@ -1,6 +1,6 @@
 """The diarization stage: long recordings in bounded memory.
 
-A recording up to one chunk long (10 minutes) is diarized whole, as before. A longer one is
+A recording up to one chunk long (5 minutes) is diarized whole, as before. A longer one is
 cut into spans of at most a chunk, at silences between speech regions, and each span is
 diarized on its own; the speakers found in each span are then linked across spans by
 agglomerative clustering of their embedding centroids (cosine distance, never merging two
@@ -21,7 +21,7 @@ from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion
 from app.pipeline.windows import split_long
 
-CHUNK_SAMPLES = 600 * SAMPLE_RATE
+CHUNK_SAMPLES = 300 * SAMPLE_RATE
 
 
 def diarization_spans(

@@ -1,7 +1,7 @@
 """Speech regions -> windows of at most 30 s of speech -> blocks of windows.
 
 A window is the unit every Whisper engine consumes (one 30 s encoder input). A block is a run
-of consecutive windows decoded together in one engine call (about 10 minutes of speech): the
+of consecutive windows decoded together in one engine call (about 2 minutes of speech): the
 sequential decoder carries its context through a block exactly as faster-whisper does
 through a whole file, and only one block of audio is ever in memory.
 """
@@ -17,7 +17,7 @@ from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
-WINDOWS_PER_BLOCK = 20
+WINDOWS_PER_BLOCK = 4
 
 
 @dataclass(frozen=True)
