@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.alignment import Aligner
+from app.allocator import tune_malloc
 from app.api import asr, jobs_routes, openai_routes, system
 from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
@@ -44,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = app.state
     state.started_at = time.monotonic()
+    tune_malloc()  # before any model or worker thread allocates
     # One uvicorn process serving everything; a multi-machine mode will set its own name.
     state.serve_mode = "simple"
     state.metrics = metrics = Metrics()

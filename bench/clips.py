@@ -28,6 +28,7 @@ PAUSE_S = 0.6
 
 sys.path.insert(0, str(ROOT / "tests"))
 from audio_tools import JFK, JFK_WORDS, pyannote_sample  # noqa: E402
+from audio_tools import silent_opus as silent_opus  # noqa: E402  (for long_audio.py)
 
 # Written for this benchmark: ordinary meeting talk with numbers, names and places, so the
 # word error rate reflects what the service is used for.

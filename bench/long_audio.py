@@ -18,8 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from audio_tools import silent_opus
-from clips import OUT, ROOT, tts_clip
+from clips import OUT, ROOT, silent_opus, tts_clip
 from report import Table, header, loadavg
 from service import Service
 
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, root, names in runs:
         for model in args.models.split(","):
             log = OUT / f"long-audio-{label}-{model}.log"
-            env = {"MAX_FILE_SIZE_MB": "2048"}
+            env = {"MAX_FILE_SIZE_MB": "2048", "LOG_LEVEL": "INFO"}
             with Service(model, cache, log, env, root=root or ROOT) as service:
                 loaded = service.rss_mib()
                 for name in names:

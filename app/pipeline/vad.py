@@ -22,7 +22,11 @@ from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 
 FRAME = 512  # samples per VAD decision (32 ms)
 _CONTEXT = 64  # samples of the previous frame the network sees with each frame
-_BATCH_FRAMES = 10_000  # frames per network call: faster-whisper's batch, kept identical
+_BATCH_FRAMES = 10_000  # frames per block read from disk (320 s; the silence gate's unit)
+# Frames per network call. The network carries its state from frame to frame, so shorter
+# calls give the very same probabilities (checked bit for bit), while a call over a whole
+# block holds ~120 MB of activations.
+_NETWORK_FRAMES = 1_000
 _SILENT_PEAK = 10 ** (-60 / 20)
 
 
@@ -80,11 +84,12 @@ def speech_probabilities(
         else:
             contexts = np.concatenate([context, frames[:-1, -_CONTEXT:]], axis=0)
             batch = np.concatenate([contexts, frames], axis=1)
-            probs, h, c = session.run(  # type: ignore[attr-defined]
-                None, {"input": batch, "h": state[0], "c": state[1]}
-            )
-            state = np.stack([h, c])
-            out.append(np.asarray(probs, dtype=np.float32).reshape(-1))
+            for at in range(0, len(batch), _NETWORK_FRAMES):
+                probs, h, c = session.run(  # type: ignore[attr-defined]
+                    None, {"input": batch[at : at + _NETWORK_FRAMES], "h": state[0], "c": state[1]}
+                )
+                state = np.stack([h, c])
+                out.append(np.asarray(probs, dtype=np.float32).reshape(-1))
             context = frames[-1:, -_CONTEXT:].copy()
         if progress is not None:
             progress(min(1.0, (start + length) / padded_total))
