@@ -11,7 +11,7 @@ reuse; a fixed 32 MiB mmap threshold (glibc's own upper bound) keeps anything bi
 the heap, where it is returned to the kernel as soon as it is freed. Four arenas, instead
 of eight per core, bound the memory held by idle worker threads' arenas.
 
-An operator who sets glibc's own MALLOC_* tunables in the environment keeps them.
+An operator who sets any of glibc's MALLOC_* variables or GLIBC_TUNABLES keeps glibc as set.
 """
 
 from __future__ import annotations
@@ -30,12 +30,6 @@ _M_ARENA_MAX = -8
 TRIM_THRESHOLD_BYTES = 256 << 20
 MMAP_THRESHOLD_BYTES = 32 << 20
 ARENA_MAX = 4
-_OPERATOR_VARIABLES = (
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_MMAP_THRESHOLD_",
-    "MALLOC_ARENA_MAX",
-    "GLIBC_TUNABLES",
-)
 
 
 def tune_malloc() -> bool:
@@ -43,7 +37,7 @@ def tune_malloc() -> bool:
     chose their own."""
     if not sys.platform.startswith("linux"):
         return False
-    if any(name in os.environ for name in _OPERATOR_VARIABLES):
+    if "GLIBC_TUNABLES" in os.environ or any(n.startswith("MALLOC_") for n in os.environ):
         log.info("malloc: leaving the operator's MALLOC_*/GLIBC_TUNABLES settings in place")
         return False
     try:
