@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -32,18 +33,33 @@ MMAP_THRESHOLD_BYTES = 32 << 20
 ARENA_MAX = 4
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the kernel (glibc's malloc_trim) between stages, so
+    what one stage freed is not still resident while the next one allocates its own."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 def tune_malloc() -> bool:
     """Apply the settings above to this process; False where not glibc or the operator
     chose their own."""
-    if not sys.platform.startswith("linux"):
-        return False
     if "GLIBC_TUNABLES" in os.environ or any(n.startswith("MALLOC_") for n in os.environ):
         log.info("malloc: leaving the operator's MALLOC_*/GLIBC_TUNABLES settings in place")
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other libcs: nothing to tune
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:  # not Linux, or musl or another libc: nothing to tune
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     applied = all(

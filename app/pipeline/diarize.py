@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from app.allocator import release_free_memory
 from app.diarization.diarizer import Diarization, SpeakerLimits, SpeakerTurn
 from app.diarization.service import DiarizationResult, DiarizationService
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
@@ -106,6 +107,7 @@ def diarize_recording(
     pipeline = ""
     for index, (start, end) in enumerate(spans):
         result = service.diarize(pcm.audio(start, end), span_limits)
+        release_free_memory()
         notes.extend(n for n in result.notes if n not in notes)
         progress((index + 1) / len(spans))
         if result.diarization is None:

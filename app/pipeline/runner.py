@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.alignment import Aligner
+from app.allocator import release_free_memory
 from app.config import Settings
 from app.diarization.assign import drop_words, label_speakers
 from app.diarization.diarizer import SpeakerLimits
@@ -149,6 +150,7 @@ class Pipeline:
                 batched=self.settings.batch_size > 1,
                 progress=_within("transcribe", progress),
             )
+        release_free_memory()
         elapsed = time.perf_counter() - started
         self.metrics.stage.labels(stage="vad+asr").observe(elapsed)
         log.info(
@@ -171,6 +173,7 @@ class Pipeline:
         diarized = None
         if speakers is not None:
             diarized = self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
+        release_free_memory()
         return ModelOutput(transcript, diarized, tuple(notes))
 
     def _speech(
