@@ -133,7 +133,10 @@ def test_a_job_survives_kill_9_and_its_webhook_arrives_once_signed(
     final = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
     assert final["webhook"]["status"] == "delivered" and final["webhook"]["attempts"] == 1
 
-    # The job's transcript is the same as the synchronous endpoint's for the same options.
+    # The job's transcript matches the synchronous endpoint's for the same options. Not
+    # byte for byte here: this recording repeats one conversation ten times, which sends
+    # some windows into Whisper's temperature fallback, and faster-whisper's sampling there
+    # is not seeded (two /asr requests differ too). The exact comparison is on JFK below.
     result = httpx.get(f"{server.url}{summary['result_url']}?format=json", timeout=60).json()
     with audio.open("rb") as f:
         direct = httpx.post(
@@ -142,8 +145,9 @@ def test_a_job_survives_kill_9_and_its_webhook_arrives_once_signed(
             files={"audio_file": (audio.name, f)},
             timeout=300,
         ).json()
-    assert result["segments"] == direct["segments"]
-    assert normalize(" ".join(s["text"] for s in result["segments"])).count("budget") == 10
+    job_text = " ".join(s["text"] for s in result["segments"])
+    assert wer(" ".join(s["text"] for s in direct["segments"]), job_text) <= 0.05
+    assert normalize(job_text).count("budget") == 10
 
 
 def test_every_result_format_and_the_list(server: LiveServer) -> None:
@@ -155,6 +159,16 @@ def test_every_result_format_and_the_list(server: LiveServer) -> None:
     assert httpx.get(base, params={"format": "srt"}).text.startswith("1\n00:00:")
     assert httpx.get(base, params={"format": "vtt"}).text.startswith("WEBVTT")
     assert httpx.get(base, params={"format": "tsv"}).text.startswith("start\tend\ttext")
+    # Through a job and through /asr, the same options give the same transcript exactly.
+    json_result = httpx.get(base, params={"format": "json"}).json()
+    with JFK.open("rb") as f:
+        direct = httpx.post(
+            f"{server.url}/asr",
+            params={"model": "tiny.en", "diarize": "false"},
+            files={"audio_file": (JFK.name, f)},
+            timeout=120,
+        ).json()
+    assert json_result["segments"] == direct["segments"]
     verbose = httpx.get(base, params={"format": "verbose_json"}).json()
     assert verbose["words"] and verbose["segments"][0]["avg_logprob"] < 0
     diarized = httpx.get(base, params={"format": "diarized_json"}).json()
