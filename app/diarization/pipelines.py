@@ -58,6 +58,7 @@ def build_offline(device: str, threshold: float) -> Any:
 
     from app.diarization.voice_embedding import PyannoteVoiceEmbedding, load_voice_encoder
 
+    segmentation_batch, embedding_batch = batch_sizes(device)
     segmentation = Model.from_pretrained(segmentation_dir())
     if segmentation is None:
         raise RuntimeError(f"could not load the segmentation model from {segmentation_dir()}")
@@ -69,8 +70,8 @@ def build_offline(device: str, threshold: float) -> Any:
         embedding=segmentation,
         plda=PLDA.__new__(PLDA),
         clustering="AgglomerativeClustering",
-        embedding_batch_size=batch_sizes(device)[1],
-        segmentation_batch_size=batch_sizes(device)[0],
+        embedding_batch_size=embedding_batch,
+        segmentation_batch_size=segmentation_batch,
     )
     pipeline._embedding = PyannoteVoiceEmbedding(load_voice_encoder())
     pipeline._audio = Audio(sample_rate=16000, mono="downmix")
