@@ -9,7 +9,9 @@ churn was half the CPU time: 20 s instead of 6.5 s per 300 s span on 2 cores (be
 server, 10-minute clip). A high trim threshold keeps up to 256 MiB of freed heap for
 reuse; a fixed 32 MiB mmap threshold (glibc's own upper bound) keeps anything bigger out of
 the heap, where it is returned to the kernel as soon as it is freed. Four arenas, instead
-of eight per core, bound the memory held by idle worker threads' arenas.
+of eight per core, bound the memory held by idle worker threads' arenas. Between stages
+(after ASR, alignment and each diarization span) `release_free_memory` hands what the
+stage freed back at once, so the high threshold only helps within a stage.
 
 An operator who sets any of glibc's MALLOC_* variables or GLIBC_TUNABLES keeps glibc as set.
 """

@@ -170,10 +170,10 @@ class Pipeline:
                 "align", lambda: align_in_spans(aligner, transcript, pcm)
             )
             notes.extend(found)
+            release_free_memory()
         diarized = None
-        if speakers is not None:
+        if speakers is not None:  # hands freed memory back after each of its spans itself
             diarized = self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
-        release_free_memory()
         return ModelOutput(transcript, diarized, tuple(notes))
 
     def _speech(
