@@ -20,6 +20,7 @@ from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
 from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
+from app.compute_thread import ComputeThread
 from app.config import Settings
 from app.diarization.service import DiarizationService
 from app.engines.base import Engine
@@ -66,6 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.model_eviction_interval_seconds,
     )
     device = state.engine.device
+    # Alignment and diarization of every request run on this one thread (see its module).
+    state.torch_thread = torch_thread = ComputeThread("torch")
     state.pipeline = Pipeline(
         settings,
         state.engine,
@@ -74,6 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics,
         aligner=Aligner(settings, state.hub, state.model_cache, device),
         diarization=DiarizationService(settings, state.hub, state.model_cache, device),
+        torch_thread=torch_thread,
     )
     work_root = settings.data_dir / "work"
     # Decoded audio of transcriptions a stopped server left behind: their jobs start over.
@@ -118,6 +122,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await sweeper
         await asyncio.to_thread(store.close)
         await asyncio.to_thread(state.model_cache.unload_all)
+        torch_thread.close()
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.alignment import Aligner
 from app.allocator import release_free_memory
+from app.compute_thread import ComputeThread
 from app.config import Settings
 from app.diarization.assign import drop_words, label_speakers
 from app.diarization.diarizer import SpeakerLimits
@@ -82,7 +83,10 @@ class Pipeline:
         metrics: Metrics,
         aligner: Aligner | None = None,
         diarization: DiarizationService | None = None,
+        torch_thread: ComputeThread | None = None,
     ) -> None:
+        """`torch_thread`: where alignment and diarization run (app/compute_thread.py says
+        why one thread); a new one when not given."""
         self.settings = settings
         self.engine = engine
         self.registry = registry
@@ -90,6 +94,7 @@ class Pipeline:
         self.metrics = metrics
         self.aligner = aligner
         self.diarization = diarization
+        self.torch_thread = torch_thread or ComputeThread("torch")
 
     # --- before the permit ----------------------------------------------------------------
     def prepare(self, request: TranscriptionRequest) -> ModelRef:
@@ -167,7 +172,8 @@ class Pipeline:
         if transcript.word_timestamps and aligner is not None and aligner.wants_wav2vec2():
             progress("align", _SPANS["align"][0])
             transcript, found = self._timed(
-                "align", lambda: align_in_spans(aligner, transcript, pcm)
+                "align",
+                lambda: self.torch_thread.run(lambda: align_in_spans(aligner, transcript, pcm)),
             )
             notes.extend(found)
             release_free_memory()
@@ -199,8 +205,14 @@ class Pipeline:
         service, threshold = self.diarization, self.settings.diarization_threshold
         return self._timed(
             "diarize",
-            lambda: diarize_recording(service, pcm, regions, limits, threshold, progress),
+            lambda: self.torch_thread.run(
+                lambda: diarize_recording(service, pcm, regions, limits, threshold, progress)
+            ),
         )
+
+    def preload_diarization(self) -> None:
+        if self.diarization is not None:
+            self.torch_thread.run(self.diarization.preload)
 
     # --- after the permit -----------------------------------------------------------------
     def finish(self, output: ModelOutput, request: TranscriptionRequest) -> Transcript:

@@ -48,8 +48,7 @@ class Transcriber:
             ref = pipeline.prepare(TranscriptionRequest(model=model))
             with pipeline.whisper(ref):
                 pass
-            if pipeline.diarization is not None:
-                pipeline.diarization.preload()
+            pipeline.preload_diarization()
 
         await asyncio.to_thread(load)
 
