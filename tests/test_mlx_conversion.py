@@ -169,7 +169,7 @@ def write_model_bin(path: Path, variables: dict[str, np.ndarray], aliases: dict[
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ("extra", "no MLX counterpart"),
+        ("extra", "no Whisper counterpart"),
         ("missing", "lacks decoder/layer_2/ffn/linear_1/bias"),
         ("key_bias", "non-zero bias"),
         ("wrong_shape", "layout mismatch"),

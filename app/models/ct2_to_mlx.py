@@ -1,137 +1,49 @@
 """CTranslate2 Whisper folders -> mlx-whisper's layout, converted once and checked exactly.
 
-model.bin is parsed here, following the writer in ctranslate2/specs/model_spec.py (binary
-version 6). The output is what mlx_whisper.load_models.load_model reads: config.json
-(ModelDimensions and model_type) and weights.safetensors with mlx-whisper's names. DTW's
-alignment heads go in the weights as `alignment_heads`, where mlx-whisper keeps them (its
-ModelDimensions(**config) would reject an extra config key). conversion.json records the
-source, so an up-to-date conversion is reused.
+The output is what mlx_whisper.load_models.load_model reads: config.json (ModelDimensions
+and model_type) and weights.safetensors with mlx-whisper's names (openai-whisper's; reading
+and naming are in ct2_whisper.py). DTW's alignment heads go in the weights as
+`alignment_heads`, where mlx-whisper keeps them (its ModelDimensions(**config) would reject
+an extra config key). conversion.json records the source, so an up-to-date conversion is
+reused.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import struct
-import tempfile
-import threading
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
+
+from app.models.ct2_whisper import (
+    ConversionError,
+    alignment_heads,
+    check_sinusoids,
+    check_vocabulary,
+    convert_once,
+    dimensions,
+    model_dir,
+    read_model_bin,
+    whisper_weights,
+)
+
+__all__ = ["ConversionError", "convert", "mlx_model_dir", "read_model_bin"]
 
 FORMAT_VERSION = 1
 """Bump when the output layout changes, so stale conversions are redone."""
 
-_CT2_BINARY_VERSION = 6
-# CTranslate2's DataType enum order (model_spec._dtype_to_type_id); bfloat16 is widened below.
-_CT2_DTYPES: dict[int, Any] = dict(enumerate([np.float32, np.int8, np.int16, np.int32, np.float16]))
-_CT2_DTYPES[5] = np.uint16
-_BFLOAT16 = 5
-# Scalars CTranslate2 stores for its own runtime: the value Whisper's architecture needs.
-_REQUIRED_FLAGS = {
-    "decoder/activation": 3,  # common_spec.Activation.GELU
-    "decoder/alibi": 0,
-    "decoder/pre_norm": 1,
-    "decoder/scale_embeddings": 0,
-    "decoder/start_from_zero_embedding": 0,
-}
-# Which attention output CTranslate2 returns when asked; Whisper's DTW uses the config's
-# alignment heads instead, so these do not describe the weights.
-_RUNTIME_ONLY = {"decoder/alignment_heads", "decoder/alignment_layer"}
 _FILES = ("config.json", "weights.safetensors", "conversion.json")
-_lock = threading.Lock()
-
-
-class ConversionError(RuntimeError):
-    """The CTranslate2 model does not map exactly onto mlx-whisper's Whisper."""
-
-
-def read_model_bin(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """All variables of a CTranslate2 model.bin (float types widened to float32) and aliases."""
-    with path.open("rb") as f:
-        version = _unpack(f, "I")
-        if version != _CT2_BINARY_VERSION:
-            raise ConversionError(f"{path}: CTranslate2 binary version {version} is not supported")
-        spec = _read_string(f)
-        if spec != "WhisperSpec":
-            raise ConversionError(f"{path}: a {spec}, not a Whisper model")
-        _unpack(f, "I")  # spec revision: the variable names below are what is checked
-        variables: dict[str, np.ndarray] = {}
-        for _ in range(_unpack(f, "I")):
-            name = _read_string(f)
-            shape = tuple(_unpack(f, "I") for _ in range(_unpack(f, "B")))
-            type_id, num_bytes = _unpack(f, "B"), _unpack(f, "I")
-            if type_id not in _CT2_DTYPES:
-                raise ConversionError(f"{path}: {name} has unknown type id {type_id}")
-            raw = np.frombuffer(f.read(num_bytes), dtype=_CT2_DTYPES[type_id]).reshape(shape)
-            if type_id == _BFLOAT16:  # bfloat16 is the top half of a float32
-                raw = (raw.astype(np.uint32) << 16).view(np.float32)
-            variables[name] = raw.astype(np.float32) if raw.dtype.kind == "f" else raw
-        aliases = {_read_string(f): _read_string(f) for _ in range(_unpack(f, "I"))}
-        if f.read(1):
-            raise ConversionError(f"{path}: unexpected bytes after the aliases")
-    return variables, aliases
 
 
 def mlx_model_dir(cache_dir: Path, name: str) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ValueError(f"not a model name: {name!r}")
-    return cache_dir / "mlx" / name
+    return model_dir(cache_dir, "mlx", name)
 
 
 def convert(source: Path, cache_dir: Path, name: str) -> Path:
     """Convert the CTranslate2 folder `source` into <cache_dir>/mlx/<name>/ unless an
     up-to-date conversion is there already; return that folder."""
-    target = mlx_model_dir(cache_dir, name)
-    with _lock:
-        stamp = _source_stamp(source)
-        if is_up_to_date(target, stamp):
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-        staging.chmod(0o755)  # mkdtemp's 0700 would stick to the renamed folder
-        try:
-            _write(source, staging, stamp)
-            _swap_in(staging, target)
-        except OSError:
-            if not is_up_to_date(target, stamp):  # else another process just won the race
-                raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def is_up_to_date(target: Path, stamp: dict[str, Any]) -> bool:
-    try:
-        recorded = json.loads((target / "conversion.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return recorded.get("source") == stamp and all((target / f).is_file() for f in _FILES)
-
-
-def _source_stamp(source: Path) -> dict[str, Any]:
-    stat = (source / "model.bin").stat()
-    return {
-        "format_version": FORMAT_VERSION,
-        "model_bin": str((source / "model.bin").resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-    }
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Rename the finished folder into place; a reader never sees a half-written one."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        target.rename(old / "stale")
-    try:
-        staging.rename(target)
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    return convert_once(source, mlx_model_dir(cache_dir, name), FORMAT_VERSION, _FILES, _write)
 
 
 def _write(source: Path, out: Path, stamp: dict[str, Any]) -> None:
@@ -139,151 +51,21 @@ def _write(source: Path, out: Path, stamp: dict[str, Any]) -> None:
 
     variables, aliases = read_model_bin(source / "model.bin")
     config = json.loads((source / "config.json").read_text())
-    dims = _dimensions(variables)
-    weights = _mlx_weights(variables, aliases, dims)
-    heads = _alignment_heads(config, dims)
+    dims = dimensions(variables)
+    weights = whisper_weights(variables, aliases, dims)
+    check_sinusoids(weights.pop("encoder.positional_embedding"))  # MLX computes its own
+    for conv in ("conv1", "conv2"):  # (out, in, width) -> MLX's (out, width, in)
+        weights[f"encoder.{conv}.weight"] = weights[f"encoder.{conv}.weight"].transpose(0, 2, 1)
+    heads = alignment_heads(config, dims)
     weights["alignment_heads"] = heads
     _check_layout(weights, dims)
-    _check_vocabulary(source / "vocabulary.txt", dims["n_vocab"])
+    check_vocabulary(source / "vocabulary.txt", dims["n_vocab"])
     mx.save_safetensors(
         str(out / "weights.safetensors"), {k: mx.array(v) for k, v in weights.items()}
     )
     (out / "config.json").write_text(json.dumps({"model_type": "whisper", **dims}, indent=2))
     record = {"source": stamp, "dimensions": dims, "alignment_heads": heads.tolist()}
     (out / "conversion.json").write_text(json.dumps(record, indent=2))
-
-
-def _dimensions(v: dict[str, np.ndarray]) -> dict[str, int]:
-    def layers(side: str) -> int:
-        return len({m.group(1) for k in v if (m := re.match(rf"{side}/layer_(\d+)/", k))})
-
-    try:
-        dims = {
-            "n_mels": v["encoder/conv1/weight"].shape[1],
-            "n_audio_ctx": v["encoder/position_encodings/encodings"].shape[0],
-            "n_audio_state": v["encoder/conv1/weight"].shape[0],
-            "n_audio_head": int(v["encoder/num_heads"]),
-            "n_audio_layer": layers("encoder"),
-            "n_vocab": v["decoder/embeddings/weight"].shape[0],
-            "n_text_ctx": v["decoder/position_encodings/encodings"].shape[0],
-            "n_text_state": v["decoder/embeddings/weight"].shape[1],
-            "n_text_head": int(v["decoder/num_heads"]),
-            "n_text_layer": layers("decoder"),
-        }
-    except KeyError as exc:
-        raise ConversionError(f"model.bin lacks {exc}") from exc
-    return {k: int(n) for k, n in dims.items()}
-
-
-def _mlx_weights(
-    variables: dict[str, np.ndarray], aliases: dict[str, str], dims: dict[str, int]
-) -> dict[str, np.ndarray]:
-    """Map every CTranslate2 variable onto an mlx-whisper parameter; fail on any leftover."""
-    used: set[str] = set()
-
-    def take(name: str) -> np.ndarray:
-        used.add(name)
-        stored = aliases.get(name, name)  # optimize() aliases variables with equal values
-        if stored not in variables:
-            raise ConversionError(f"model.bin lacks {name}")
-        value = variables[stored]
-        if f"{name}_scale" in variables:  # int8/int16 quantized: CTranslate2 stores q * scale
-            used.add(f"{name}_scale")
-            scale = variables[f"{name}_scale"].astype(np.float32)
-            value = value.astype(np.float32) / scale.reshape(scale.shape + (1,) * (value.ndim - 1))
-        return value.astype(np.float32)
-
-    out: dict[str, np.ndarray] = {}
-
-    def linear(src: str, dst: str) -> None:
-        out[f"{dst}.weight"], out[f"{dst}.bias"] = take(f"{src}/weight"), take(f"{src}/bias")
-
-    def norm(src: str, dst: str) -> None:
-        out[f"{dst}.weight"], out[f"{dst}.bias"] = take(f"{src}/gamma"), take(f"{src}/beta")
-
-    def fused(src: str, parts: list[tuple[str, bool]]) -> None:
-        """Split a fused projection (q;k;v or k;v); mlx-whisper's key has no bias, so the
-        key's slice of the fused bias must be zero."""
-        weights = np.split(take(f"{src}/weight"), len(parts))
-        biases = np.split(take(f"{src}/bias"), len(parts))
-        for (dst, has_bias), w, b in zip(parts, weights, biases, strict=True):
-            out[f"{dst}.weight"] = w
-            if has_bias:
-                out[f"{dst}.bias"] = b
-            elif np.any(b):
-                raise ConversionError(f"{src}: {dst} has a non-zero bias")
-
-    def block(src: str, dst: str, attn: str, cross: str | None) -> None:
-        norm(f"{src}/{attn}/layer_norm", f"{dst}.attn_ln")
-        qkv = [(f"{dst}.attn.query", True), (f"{dst}.attn.key", False), (f"{dst}.attn.value", True)]
-        fused(f"{src}/{attn}/linear_0", qkv)
-        linear(f"{src}/{attn}/linear_1", f"{dst}.attn.out")
-        if cross is not None:
-            norm(f"{src}/{cross}/layer_norm", f"{dst}.cross_attn_ln")
-            linear(f"{src}/{cross}/linear_0", f"{dst}.cross_attn.query")
-            kv = [(f"{dst}.cross_attn.key", False), (f"{dst}.cross_attn.value", True)]
-            fused(f"{src}/{cross}/linear_1", kv)
-            linear(f"{src}/{cross}/linear_2", f"{dst}.cross_attn.out")
-        norm(f"{src}/ffn/layer_norm", f"{dst}.mlp_ln")
-        linear(f"{src}/ffn/linear_0", f"{dst}.mlp1")
-        linear(f"{src}/ffn/linear_1", f"{dst}.mlp2")
-
-    for conv in ("conv1", "conv2"):  # CTranslate2 (out, in, width) -> MLX (out, width, in)
-        out[f"encoder.{conv}.weight"] = take(f"encoder/{conv}/weight").transpose(0, 2, 1)
-        out[f"encoder.{conv}.bias"] = take(f"encoder/{conv}/bias")
-    _check_sinusoids(take("encoder/position_encodings/encodings"))  # MLX computes its own
-    for i in range(dims["n_audio_layer"]):
-        block(f"encoder/layer_{i}", f"encoder.blocks.{i}", "self_attention", None)
-    norm("encoder/layer_norm", "encoder.ln_post")
-    out["decoder.token_embedding.weight"] = take("decoder/embeddings/weight")
-    out["decoder.positional_embedding"] = take("decoder/position_encodings/encodings")
-    for i in range(dims["n_text_layer"]):
-        block(f"decoder/layer_{i}", f"decoder.blocks.{i}", "self_attention", "attention")
-    norm("decoder/layer_norm", "decoder.ln")
-    _check_tied_projection(variables, aliases, used)
-    for flag, wanted in _REQUIRED_FLAGS.items():
-        if flag in variables and int(take(flag)) != wanted:
-            raise ConversionError(f"{flag} = {int(variables[flag])}; Whisper needs {wanted}")
-    used |= {"encoder/num_heads", "decoder/num_heads"} | (_RUNTIME_ONLY & variables.keys())
-    if unmapped := sorted((variables.keys() | aliases.keys()) - used):
-        raise ConversionError(f"CTranslate2 variables with no MLX counterpart: {unmapped}")
-    return out
-
-
-def _check_tied_projection(
-    variables: dict[str, np.ndarray], aliases: dict[str, str], used: set[str]
-) -> None:
-    """mlx-whisper's logits reuse the token embedding; the model must agree (a projection
-    bias would be left unmapped and refused)."""
-    name, embeddings = "decoder/projection/weight", "decoder/embeddings/weight"
-    stored = variables.get(name)
-    if aliases.get(name) != embeddings and not (
-        stored is not None and np.array_equal(stored, variables[embeddings])
-    ):
-        raise ConversionError("the output projection is not tied to the token embedding")
-    used.add(name)
-
-
-def _check_sinusoids(encodings: np.ndarray) -> None:
-    """mlx-whisper computes the encoder positions itself: they must be the stored ones."""
-    from mlx_whisper.whisper import sinusoids
-
-    error = float(np.abs(encodings - np.array(sinusoids(*encodings.shape))).max())
-    if error > 2e-3:  # float16 storage rounds by up to ~5e-4
-        raise ConversionError(f"encoder positions are not Whisper's sinusoids (error {error})")
-
-
-def _alignment_heads(config: dict[str, Any], dims: dict[str, int]) -> np.ndarray:
-    heads = config.get("alignment_heads") or [
-        [layer, head]
-        for layer in range(dims["n_text_layer"] // 2, dims["n_text_layer"])
-        for head in range(dims["n_text_head"])
-    ]  # CTranslate2's and mlx-whisper's default: every head of the last half of the layers
-    array = np.asarray(heads, dtype=np.int64).reshape(-1, 2)
-    limits = np.array([dims["n_text_layer"], dims["n_text_head"]])
-    if not (len(array) and ((array >= 0) & (array < limits)).all()):
-        raise ConversionError(f"alignment heads {heads} do not fit the decoder")
-    return array
 
 
 def _check_layout(weights: dict[str, np.ndarray], dims: dict[str, int]) -> None:
@@ -303,24 +85,3 @@ def _check_layout(weights: dict[str, np.ndarray], dims: dict[str, int]) -> None:
         raise ConversionError(
             f"layout mismatch: missing {missing}, unexpected {extra}, shape {wrong}"
         )
-
-
-def _check_vocabulary(path: Path, n_vocab: int) -> None:
-    """mlx-whisper builds its tokenizer from n_vocab alone; a resized vocabulary would
-    silently decode to the wrong text."""
-    if path.is_file():
-        count = len(path.read_bytes().rstrip(b"\n").split(b"\n"))
-        if count != n_vocab:
-            raise ConversionError(f"vocabulary.txt has {count} tokens, the model {n_vocab}")
-
-
-def _unpack(f: BinaryIO, fmt: str) -> Any:
-    size = struct.calcsize(fmt)
-    data = f.read(size)
-    if len(data) != size:
-        raise ConversionError("model.bin is truncated")
-    return struct.unpack(fmt, data)[0]
-
-
-def _read_string(f: BinaryIO) -> str:
-    return f.read(_unpack(f, "H"))[:-1].decode("utf-8")  # written with a trailing NUL
