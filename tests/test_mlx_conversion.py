@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,11 @@ mx = pytest.importorskip("mlx.core")
 
 from mlx.utils import tree_flatten  # noqa: E402
 from mlx_whisper.whisper import ModelDimensions, Whisper  # noqa: E402
+from model_files import bundled_model, write_model_bin  # noqa: E402
 
-from app.config import Settings  # noqa: E402
 from app.models.ct2_to_mlx import ConversionError, convert, read_model_bin  # noqa: E402
-from app.models.hub import HubClient  # noqa: E402
-from app.models.registry import ModelRegistry  # noqa: E402
 
 TINY_EN_DIMS = ModelDimensions(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4)
-
-
-def bundled_model(name: str, cache: Path) -> Path:
-    settings = Settings(_env_file=None, cache_dir=cache, hf_hub_offline=True)
-    path = ModelRegistry(settings, HubClient(settings)).resolve(name).path
-    assert path is not None
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -145,25 +135,6 @@ def test_a_changed_source_is_converted_again(tiny_en: Path, tmp_path: Path) -> N
     second = convert(source, tmp_path / "cache", "tiny.en")
     assert second == first and (second / "weights.safetensors").stat().st_ino != inode
     assert sorted(p.name for p in second.parent.iterdir()) == ["tiny.en"]
-
-
-def write_model_bin(path: Path, variables: dict[str, np.ndarray], aliases: dict[str, str]) -> None:
-    """model.bin as ctranslate2/specs/model_spec.py writes it (binary version 6)."""
-    type_ids = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2}
-
-    def string(text: str) -> bytes:
-        raw = text.encode() + b"\0"
-        return struct.pack("H", len(raw)) + raw
-
-    parts = [struct.pack("I", 6), string("WhisperSpec"), struct.pack("II", 3, len(variables))]
-    for name, value in variables.items():
-        parts += [string(name), struct.pack("B", value.ndim)]
-        parts += [struct.pack("I", d) for d in value.shape]
-        parts += [struct.pack("B", type_ids[value.dtype]), struct.pack("I", value.nbytes)]
-        parts.append(value.tobytes())
-    parts.append(struct.pack("I", len(aliases)))
-    parts += [string(alias) + string(target) for alias, target in aliases.items()]
-    path.write_bytes(b"".join(parts))
 
 
 @pytest.mark.parametrize(
