@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from live_server import LiveServer, start_server
+from model_files import bundled_model
 
 ServerFactory = Callable[..., LiveServer]
 
@@ -15,6 +16,12 @@ ServerFactory = Callable[..., LiveServer]
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_en(cache_dir: Path) -> Path:
+    """The bundled CTranslate2 tiny.en folder, as the registry lays it out."""
+    return bundled_model("tiny.en", cache_dir)
 
 
 @pytest.fixture(scope="module")

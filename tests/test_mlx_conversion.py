@@ -18,16 +18,11 @@ mx = pytest.importorskip("mlx.core")
 
 from mlx.utils import tree_flatten  # noqa: E402
 from mlx_whisper.whisper import ModelDimensions, Whisper  # noqa: E402
-from model_files import bundled_model, write_model_bin  # noqa: E402
+from model_files import write_model_bin  # noqa: E402
 
 from app.models.ct2_to_mlx import ConversionError, convert, read_model_bin  # noqa: E402
 
 TINY_EN_DIMS = ModelDimensions(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4)
-
-
-@pytest.fixture(scope="module")
-def tiny_en(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bundled_model("tiny.en", tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")

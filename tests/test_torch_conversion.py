@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from audio_tools import CONVERSATION, JFK
-from model_files import bundled_model, write_model_bin
+from model_files import write_model_bin
 
 from app.models.ct2_to_torch import ConversionError, convert
 from app.pipeline.pcm import SAMPLE_RATE
@@ -21,11 +21,6 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from app.models.ct2_whisper import read_model_bin  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_en(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bundled_model("tiny.en", tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import numpy as np
 from app.models.ct2_whisper import (
     ConversionError,
     alignment_heads,
+    check_layout,
     check_sinusoids,
     check_vocabulary,
     convert_once,
@@ -78,10 +79,4 @@ def _check_layout(weights: dict[str, np.ndarray], dims: dict[str, int]) -> None:
     reference = Whisper(ModelDimensions(**dims), mx.float32).parameters()
     expected = {k: tuple(a.shape) for k, a in dict(tree_flatten(reference)).items()}
     expected["alignment_heads"] = (len(weights["alignment_heads"]), 2)
-    got = {k: tuple(a.shape) for k, a in weights.items()}
-    missing, extra = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
-    wrong = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
-    if missing or extra or wrong:
-        raise ConversionError(
-            f"layout mismatch: missing {missing}, unexpected {extra}, shape {wrong}"
-        )
+    check_layout(weights, expected)

@@ -25,6 +25,7 @@ import numpy as np
 from app.models.ct2_whisper import (
     ConversionError,
     alignment_heads,
+    check_layout,
     check_vocabulary,
     convert_once,
     dimensions,
@@ -195,10 +196,4 @@ def _check_layout(weights: dict[str, np.ndarray], config: dict[str, Any]) -> Non
     expected.pop("proj_out.weight")  # tied to model.decoder.embed_tokens.weight
     if reference.get_output_embeddings().weight is not reference.get_input_embeddings().weight:
         raise ConversionError("transformers' Whisper did not tie proj_out to embed_tokens")
-    got = {k: tuple(a.shape) for k, a in weights.items()}
-    missing, extra = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
-    wrong = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
-    if missing or extra or wrong:
-        raise ConversionError(
-            f"layout mismatch: missing {missing}, unexpected {extra}, shape {wrong}"
-        )
+    check_layout(weights, expected)

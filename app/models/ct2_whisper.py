@@ -249,6 +249,17 @@ def _check_tied_projection(
     used.add(name)
 
 
+def check_layout(weights: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:
+    """The converted tensors have exactly the target model's names and shapes."""
+    got = {k: tuple(a.shape) for k, a in weights.items()}
+    missing, extra = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
+    wrong = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
+    if missing or extra or wrong:
+        raise ConversionError(
+            f"layout mismatch: missing {missing}, unexpected {extra}, shape {wrong}"
+        )
+
+
 def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> np.ndarray:
     """Whisper's encoder position table (openai-whisper's formula)."""
     increment = np.log(max_timescale) / (channels // 2 - 1)
