@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +14,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
+from app.diarization.diarizer import Diarization, SpeakerTurn
+from app.diarization.service import DiarizationResult
 from app.factory import create_app
 from unit.fakes import FakeEngine
 
@@ -151,3 +154,27 @@ def test_service_endpoints(client: TestClient) -> None:
 def test_detect_language_uses_the_engine(client: TestClient) -> None:
     body = client.post("/detect-language", files={"audio_file": ("a.flac", AUDIO)}).json()
     assert body == {"detected_language": "german", "language_code": "de", "confidence": 0.9}
+
+
+class ThreadRecordingDiarization:
+    """Stands in for the diarization service: one speaker, and the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def diarize(self, audio: Any, limits: Any) -> DiarizationResult:
+        self.threads.append(threading.current_thread().name)
+        turn = SpeakerTurn(0, audio.duration_ms, "SPEAKER_00")
+        return DiarizationResult(Diarization((turn,), pipeline="recording"))
+
+
+def test_diarization_of_every_request_runs_on_the_one_torch_thread(client: TestClient) -> None:
+    # PyTorch's OpenMP pools are per calling thread (app/compute_thread.py): requests that
+    # arrive on different worker threads must still run their torch stages on one.
+    recorder = ThreadRecordingDiarization()
+    client.app.state.pipeline.diarization = recorder  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(3) as pool:
+        responses = list(pool.map(lambda _: asr(client, diarize="true"), range(3)))
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert {s["speaker"] for r in responses for s in r.json()["segments"]} == {"SPEAKER_00"}
+    assert recorder.threads == ["torch_0"] * 3
