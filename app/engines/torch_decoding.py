@@ -1,0 +1,199 @@
+"""Batched Whisper decoding in PyTorch for speech windows of <= 30 s, with Whisper's
+temperature fallback and quality checks applied to each window on its own.
+
+Windows are encoded together and decoded together (one decoder step for the whole batch
+per token, KV cache kept). After a pass, each window is checked as faster-whisper checks
+it: text that compresses too well (repetition loops) or too low an average log-probability
+sends *that window* to the next temperature of its schedule, sampled; a window whose
+no-speech probability is high and whose text is improbable is silence and is not retried.
+Windows never condition on each other's text, so any windows can share a batch (the
+batched decoder's contract; the sequential engine is the one that carries text along).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
+
+@dataclass(frozen=True)
+class WindowTask:
+    """One window to decode: the tokens it starts from, where the <|startoftranscript|>
+    token sits in them (its logits give the no-speech probability), its temperatures."""
+
+    prefix: tuple[int, ...]
+    sot_index: int
+    temperatures: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    tokens: tuple[int, ...]  # text tokens, no specials, no end-of-text
+    token_probs: tuple[float, ...]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    is_silence: bool
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    eot: int
+    no_speech: int
+    timestamp_begin: int
+    blank: tuple[int, ...]  # suppressed at the first step only
+    suppress: tuple[int, ...]  # suppressed at every step
+
+
+def compression_ratio(text: str) -> float:
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+class WindowDecoder:
+    def __init__(self, model: Any, vocabulary: Vocabulary, decode_text: Any) -> None:
+        """`model`: transformers' WhisperForConditionalGeneration; `decode_text`: token ids
+        -> text (for the compression check)."""
+        self.model = model
+        self.vocabulary = vocabulary
+        self.decode_text = decode_text
+        self.max_positions = int(model.config.max_target_positions)
+
+    @torch.inference_mode()
+    def encode(self, mels: torch.Tensor) -> torch.Tensor:
+        return self.model.model.encoder(mels.to(self.model.dtype)).last_hidden_state
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        states: torch.Tensor,
+        tasks: list[WindowTask],
+        generator: torch.Generator | None = None,
+    ) -> list[WindowResult]:
+        """Every window through its temperature schedule; `states`: their encoder outputs,
+        in the order of `tasks`, as are the results."""
+        attempts: list[list[WindowResult]] = [[] for _ in tasks]
+        pending = list(range(len(tasks)))
+        round_ = 0
+        while pending:
+            groups: dict[tuple[float, int, int], list[int]] = defaultdict(list)
+            for i in pending:  # one pass needs one temperature and one prefix length
+                task = tasks[i]
+                key = (task.temperatures[round_], len(task.prefix), task.sot_index)
+                groups[key].append(i)
+            for (temperature, _, sot_index), members in groups.items():
+                results = self._pass(
+                    states[members],
+                    [tasks[i].prefix for i in members],
+                    sot_index,
+                    temperature,
+                    generator,
+                )
+                for i, result in zip(members, results, strict=True):
+                    attempts[i].append(result)
+            round_ += 1
+            pending = [
+                i
+                for i in pending
+                if _needs_fallback(attempts[i][-1]) and round_ < len(tasks[i].temperatures)
+            ]
+        return [_best(a) for a in attempts]
+
+    def _pass(
+        self,
+        states: torch.Tensor,
+        prefixes: list[tuple[int, ...]],
+        sot_index: int,
+        temperature: float,
+        generator: torch.Generator | None,
+    ) -> list[WindowResult]:
+        model, vocab = self.model, self.vocabulary
+        batch, device = len(prefixes), states.device
+        ids = torch.tensor(prefixes, device=device)
+        out = model.model.decoder(input_ids=ids, encoder_hidden_states=states, use_cache=True)
+        cache, hidden = out.past_key_values, out.last_hidden_state
+        sot_logits = model.proj_out(hidden[:, sot_index]).float()
+        no_speech = sot_logits.softmax(-1)[:, vocab.no_speech].tolist()
+        logits = model.proj_out(hidden[:, -1]).float()
+        finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        sum_logprob = torch.zeros(batch, device=device)
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        probs: list[list[float]] = [[] for _ in range(batch)]
+        suppress = torch.tensor(vocab.suppress, device=device)
+        for step in range(self.max_positions - ids.shape[1]):
+            logits[:, suppress] = -torch.inf
+            logits[:, vocab.timestamp_begin :] = -torch.inf  # windows decode without times
+            if step == 0:
+                logits[:, list(vocab.blank)] = -torch.inf
+            logprobs = logits.log_softmax(-1)
+            if temperature > 0:
+                chosen = torch.multinomial(
+                    (logits / temperature).softmax(-1), 1, generator=generator
+                ).squeeze(1)
+            else:
+                chosen = logits.argmax(-1)
+            chosen = torch.where(finished, vocab.eot, chosen)
+            picked = logprobs.gather(1, chosen[:, None]).squeeze(1)
+            sum_logprob += torch.where(finished, 0.0, picked)  # the end-of-text counts too
+            for b, (token, logprob) in enumerate(
+                zip(chosen.tolist(), picked.tolist(), strict=True)
+            ):
+                if not finished[b] and token != vocab.eot:
+                    tokens[b].append(token)
+                    probs[b].append(math.exp(logprob))
+            finished |= chosen == vocab.eot
+            if bool(finished.all()):
+                break
+            out = model.model.decoder(
+                input_ids=chosen[:, None],
+                encoder_hidden_states=states,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache = out.past_key_values
+            logits = model.proj_out(out.last_hidden_state[:, -1]).float()
+        results = []
+        for b in range(batch):
+            avg_logprob = float(sum_logprob[b]) / (len(tokens[b]) + 1)
+            ratio = compression_ratio(self.decode_text(tokens[b]))
+            silent = no_speech[b] > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD
+            results.append(
+                WindowResult(
+                    tuple(tokens[b]),
+                    tuple(probs[b]),
+                    temperature,
+                    avg_logprob,
+                    ratio,
+                    float(no_speech[b]),
+                    silent,
+                )
+            )
+        return results
+
+
+def _needs_fallback(result: WindowResult) -> bool:
+    if result.is_silence:  # no hotter pass changes the no-speech probability
+        return False
+    return (
+        result.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+        or result.avg_logprob < LOG_PROB_THRESHOLD
+    )
+
+
+def _best(attempts: list[WindowResult]) -> WindowResult:
+    """The last attempt if it passed; else, as faster-whisper chooses, the most probable
+    attempt among those that did not loop, or among all."""
+    if not _needs_fallback(attempts[-1]):
+        return attempts[-1]
+    calm = [a for a in attempts if a.compression_ratio <= COMPRESSION_RATIO_THRESHOLD]
+    return max(calm or attempts, key=lambda a: a.avg_logprob)

@@ -1,0 +1,118 @@
+"""The torch engine on the CPU with tiny.en converted from the bundled weights: the same
+words as CTranslate2 float32 decoding the same 30 s windows greedily, word times within
+a few frames of CTranslate2's, and the per-window fallback when a window fails its checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from audio_tools import CONVERSATION, JFK, normalize
+
+from app.domain import Audio, DecodeOptions
+from app.pipeline.decode import decode_to_pcm
+
+pytest.importorskip("transformers")
+
+from app.engines import torch_decoding
+from app.engines.torch_engine import TorchEngine, TorchWhisperModel
+
+WINDOW = 30 * 16000
+
+
+@pytest.fixture(scope="module")
+def torch_model(tiny_en: Path, tmp_path_factory: pytest.TempPathFactory) -> TorchWhisperModel:
+    engine = TorchEngine(tmp_path_factory.mktemp("cache"), "cpu", "float32", batch_size=8)
+    return engine.load("tiny.en", tiny_en)
+
+
+@pytest.fixture(scope="module")
+def ct2_model(tiny_en: Path) -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(tiny_en), device="cpu", compute_type="float32")
+
+
+def samples(path: Path, tmp_path: Path) -> np.ndarray:
+    return decode_to_pcm(path, tmp_path / "audio.pcm", encoded=True, max_duration_s=3600).read()
+
+
+def ct2_windows(model: Any, audio: np.ndarray, word_timestamps: bool) -> list[Any]:
+    """CTranslate2 float32 on each 30 s window alone, greedy, no timestamp tokens, no
+    carried text: what the torch engine's batched windows are."""
+    segments = []
+    for start in range(0, len(audio), WINDOW):
+        found, _ = model.transcribe(
+            audio[start : start + WINDOW],
+            language="en",
+            beam_size=1,
+            temperature=[0.0],
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            word_timestamps=word_timestamps,
+        )
+        segments += [(start / 16000, s) for s in found]
+    return segments
+
+
+@pytest.mark.parametrize("clip", [JFK, CONVERSATION], ids=["jfk", "conversation"])
+def test_same_words_as_ctranslate2_float32(
+    torch_model: TorchWhisperModel, ct2_model: Any, clip: Path, tmp_path: Path
+) -> None:
+    audio = samples(clip, tmp_path)
+    ours = torch_model.transcribe(Audio(audio), DecodeOptions(beam_size=1, temperature=None))
+    theirs = ct2_windows(ct2_model, audio, word_timestamps=False)
+    assert len(ours.segments) == len(theirs) == -(-len(audio) // WINDOW)
+    assert normalize(" ".join(s.text for s in ours.segments)) == normalize(
+        " ".join(s.text for _, s in theirs)
+    )
+    assert all(s.temperature == 0.0 and s.avg_logprob > -1.0 for s in ours.segments)
+
+
+def test_word_times_match_ctranslate2(
+    torch_model: TorchWhisperModel, ct2_model: Any, tmp_path: Path
+) -> None:
+    audio = samples(CONVERSATION, tmp_path)
+    ours = torch_model.transcribe(Audio(audio), DecodeOptions(word_timestamps=True))
+    words = [w for s in ours.segments for w in s.words]
+    theirs = [
+        (offset + w.start, offset + w.end, w.word)
+        for offset, s in ct2_windows(ct2_model, audio, word_timestamps=True)
+        for w in s.words
+    ]
+    assert [w.text for w in words] == [t for _, _, t in theirs]
+    starts = np.array([w.start_ms / 1000 for w in words])
+    assert np.all(np.diff(starts) >= 0)
+    error = np.abs(starts - np.array([s for s, _, _ in theirs]))
+    assert np.median(error) <= 0.04 and error.max() <= 0.5, error.max()
+
+
+def test_a_window_that_fails_its_checks_is_decoded_again_hotter(
+    torch_model: TorchWhisperModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio = samples(JFK, tmp_path)
+    decoder = torch_model._decoder
+    passes: list[float] = []
+    original = decoder._pass
+
+    def recording(*args: Any) -> Any:
+        passes.append(args[3])  # the pass's temperature
+        return original(*args)
+
+    monkeypatch.setattr(decoder, "_pass", recording)
+    torch_model.transcribe(Audio(audio), DecodeOptions(temperature=None))
+    assert passes == [0.0]  # clean speech passes greedily
+    # Demand a log-probability no pass can reach: the window climbs its whole schedule,
+    # and the most probable attempt is kept.
+    monkeypatch.setattr(torch_decoding, "LOG_PROB_THRESHOLD", -0.0001)
+    passes.clear()
+    (segment,) = torch_model.transcribe(Audio(audio), DecodeOptions(temperature=None)).segments
+    assert passes == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert segment.temperature in passes
+    # A temperature the client set is the only one tried.
+    passes.clear()
+    torch_model.transcribe(Audio(audio), DecodeOptions(temperature=0.4))
+    assert passes == [0.4]
