@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EngineName = Literal["auto", "mlx", "ctranslate2"]
+EngineName = Literal["auto", "mlx", "ctranslate2", "torch"]
 
 
 class Settings(BaseSettings):
@@ -17,20 +17,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     asr_engine: EngineName = "auto"
-    """ASR engine: `auto` picks MLX on macOS arm64 and CTranslate2 elsewhere."""
+    """ASR engine: `auto` picks MLX on macOS arm64 and CTranslate2 elsewhere; `torch` is
+    Whisper through transformers (greedy, windows decoded in batches; not yet the CUDA
+    default: it has not been measured on a GPU)."""
 
     device: str = "auto"
     """Device for inference: `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `mps`."""
 
     compute_type: str = "auto"
     """CTranslate2: `auto` (int8 on CPU, float16 on CUDA), `int8`, `float16`, `float32`,
-    `int8_float16`, ... MLX: `auto` (float32 on CPU, float16 on GPU), `float32`, `float16`."""
+    `int8_float16`, ... MLX: `auto` (float32 on CPU, float16 on GPU), `float32`, `float16`.
+    torch: `auto` (float16 on CUDA, float32 on CPU), `float32`, `float16`, `bfloat16`."""
 
     batch_size: int = Field(default=1, ge=1, le=128)
     """Segments decoded together. 1 = sequential decoding with temperature fallback and
     previous-text conditioning (best quality); >1 = faster-whisper's batched pipeline over
     VAD chunks (faster on GPUs; one temperature, no conditioning). Ignored by MLX (greedy,
-    one window at a time)."""
+    one window at a time) and torch (the windows of a block, up to 16, are one batch)."""
 
     cpu_threads: int = Field(default=0, ge=0)
     """Threads per CTranslate2 model on CPU; 0 = one per core."""

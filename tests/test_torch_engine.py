@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from audio_tools import CONVERSATION, JFK, normalize
@@ -116,3 +117,17 @@ def test_a_window_that_fails_its_checks_is_decoded_again_hotter(
     passes.clear()
     torch_model.transcribe(Audio(audio), DecodeOptions(temperature=0.4))
     assert passes == [0.4]
+
+
+def test_the_service_on_the_torch_engine(server_factory: Any) -> None:
+    """ASR_ENGINE=torch end to end: a Speakr request with speakers, over real HTTP."""
+    server = server_factory(ASR_ENGINE="torch", PRELOAD_MODEL="tiny.en")
+    params = {"output": "json", "diarize": "true", "model": "tiny.en", "language": "en"}
+    with httpx.Client(base_url=server.url, timeout=300) as client, CONVERSATION.open("rb") as f:
+        assert client.get("/health").json()["engine"] == "torch"
+        response = client.post("/asr", params=params, files={"audio_file": f})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(set(body["speakers"])) == 2
+    assert all(s["speaker"] for s in body["segments"])
+    assert "friday" in normalize(" ".join(s["text"] for s in body["segments"]))

@@ -1,4 +1,5 @@
-"""Pick the ASR engine: MLX on Apple Silicon, CTranslate2 elsewhere (ASR_ENGINE overrides)."""
+"""Pick the ASR engine: MLX on Apple Silicon, CTranslate2 elsewhere; ASR_ENGINE overrides
+(`torch` only when asked for)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from app.config import Settings
 from app.engines.base import Engine
 from app.errors import EngineUnavailable
+
+_TORCH_BATCH = 16  # windows per torch engine batch (the pipeline hands it 4 at a time)
 
 
 def is_apple_silicon() -> bool:
@@ -36,6 +39,14 @@ def build_engine(settings: Settings) -> Engine:
             settings.cpu_threads,
             settings.gpu_concurrency,
         )
+    if name == "torch":
+        try:
+            from app.engines.torch_engine import TorchEngine
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise EngineUnavailable(
+                f"ASR_ENGINE=torch needs torch and transformers ({exc})."
+            ) from exc
+        return TorchEngine(settings.cache_dir, settings.device, settings.compute_type, _TORCH_BATCH)
     from app.engines.mlx_engine import MLXEngine  # imports MLX only when constructed
 
     try:

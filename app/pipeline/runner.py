@@ -147,13 +147,15 @@ class Pipeline:
         loaded: LoadedModel
         with self.whisper(ref) as loaded:
             check_options(ref.name, loaded.english_only, options)
-            transcript = transcribe_blocks(
-                loaded,
-                pcm,
-                blocks,
-                asr_options,
-                batched=self.settings.batch_size > 1,
-                progress=_within("transcribe", progress),
+            transcript = self._on_engine_thread(
+                lambda: transcribe_blocks(
+                    loaded,
+                    pcm,
+                    blocks,
+                    asr_options,
+                    batched=self.settings.batch_size > 1,
+                    progress=_within("transcribe", progress),
+                )
             )
         release_free_memory()
         elapsed = time.perf_counter() - started
@@ -239,7 +241,16 @@ class Pipeline:
                     "multilingual model such as 'base'.",
                     param="model",
                 )
-            return loaded.detect_language(pcm.audio(0, _LANGUAGE_SAMPLES))
+            return self._on_engine_thread(
+                lambda: loaded.detect_language(pcm.audio(0, _LANGUAGE_SAMPLES))
+            )
+
+    def _on_engine_thread[T](self, work: Callable[[], T]) -> T:
+        """The torch engine's work runs on the torch thread, like every torch stage;
+        other engines have threads of their own."""
+        if self.engine.name == "torch":
+            return self.torch_thread.run(work)
+        return work()
 
     def _timed[T](self, stage: str, work: Callable[[], T]) -> T:
         started = time.perf_counter()
