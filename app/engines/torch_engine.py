@@ -206,7 +206,7 @@ class TorchEngine:
         )
         log.info("loading %s from %s on %s (%s, sdpa)", name, folder, self.device, dtype)
         model = WhisperForConditionalGeneration.from_pretrained(
-            folder, torch_dtype=dtype, attn_implementation="sdpa"
+            folder, dtype=dtype, attn_implementation="sdpa"
         )
         return TorchWhisperModel(name, folder, model.to(self.device).eval(), self._batch_size)
 

@@ -36,7 +36,7 @@ from app.models.ct2_whisper import (
 
 __all__ = ["ConversionError", "convert", "torch_model_dir"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bump when the output layout changes, so stale conversions are redone."""
 
 _FILES = (
@@ -152,7 +152,6 @@ def _config(
         "activation_function": "gelu",
         "scale_embedding": False,
         "tie_word_embeddings": True,
-        "torch_dtype": "float32",
     }
 
 
