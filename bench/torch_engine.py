@@ -67,7 +67,11 @@ def real_speech(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         Path(args.clip), Path(args.out) / "clip.pcm", encoded=True, max_duration_s=10**6
     ).read()
     seconds = args.minutes * 60
-    audio = np.tile(pcm, -(-seconds * 16000 // len(pcm)))[: seconds * 16000]
+    clip_seconds = len(pcm) // 16000
+    if seconds % clip_seconds:
+        raise SystemExit("--minutes must be a whole number of clips (the script is tiled)")
+    script = Path(args.clip).with_suffix(".txt").read_text()
+    audio = np.tile(pcm, seconds // clip_seconds)
     windows = [(float(s), float(min(s + WINDOW_S, seconds))) for s in range(0, seconds, WINDOW_S)]
     source = Path(args.models_dir) / args.model
     ct2 = WhisperModel(str(source), device="cuda", compute_type="float16")
@@ -106,12 +110,15 @@ def real_speech(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                     "rtfx": round(seconds / w),
                 }
             )
+        truth = " ".join([script] * (seconds // clip_seconds))
         rows.append(
             {
                 "part": "agreement",
                 "model": args.model,
                 "batch": batch,
                 "wer_torch_vs_ct2": round(wer(ct2_text, torch_text), 4),
+                "wer_torch_vs_script": round(wer(truth, torch_text), 4),
+                "wer_ct2_vs_script": round(wer(truth, ct2_text), 4),
             }
         )
         print(rows[-3:], flush=True)

@@ -127,13 +127,16 @@ class WindowDecoder:
         logits = model.proj_out(hidden[:, -1]).float()
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         sum_logprob = torch.zeros(batch, device=device)
-        tokens: list[list[int]] = [[] for _ in range(batch)]
-        probs: list[list[float]] = [[] for _ in range(batch)]
+        steps = self.max_positions - ids.shape[1]
+        # Chosen tokens and their log-probabilities stay on the device until the end: one
+        # host synchronisation per step (the all-finished check), not one per window.
+        chosen_all = torch.full((batch, steps), vocab.eot, dtype=torch.long, device=device)
+        logprob_all = torch.zeros(batch, steps, device=device)
         suppress = torch.tensor(vocab.suppress, device=device)
-        for step in range(self.max_positions - ids.shape[1]):
+        for step in range(steps):
             logits[:, suppress] = -torch.inf
             logits[:, vocab.timestamp_begin :] = -torch.inf  # windows decode without times
-            if step == 0:
+            if step == 0 and vocab.blank:
                 logits[:, list(vocab.blank)] = -torch.inf
             logprobs = logits.log_softmax(-1)
             if temperature > 0:
@@ -145,12 +148,7 @@ class WindowDecoder:
             chosen = torch.where(finished, vocab.eot, chosen)
             picked = logprobs.gather(1, chosen[:, None]).squeeze(1)
             sum_logprob += torch.where(finished, 0.0, picked)  # the end-of-text counts too
-            for b, (token, logprob) in enumerate(
-                zip(chosen.tolist(), picked.tolist(), strict=True)
-            ):
-                if not finished[b] and token != vocab.eot:
-                    tokens[b].append(token)
-                    probs[b].append(math.exp(logprob))
+            chosen_all[:, step], logprob_all[:, step] = chosen, picked
             finished |= chosen == vocab.eot
             if bool(finished.all()):
                 break
@@ -162,9 +160,14 @@ class WindowDecoder:
             )
             cache = out.past_key_values
             logits = model.proj_out(out.last_hidden_state[:, -1]).float()
+        tokens, probs = [], []
+        for row, logprob_row in zip(chosen_all.tolist(), logprob_all.tolist(), strict=True):
+            length = row.index(vocab.eot) if vocab.eot in row else len(row)
+            tokens.append(row[:length])
+            probs.append([math.exp(x) for x in logprob_row[:length]])
         results = []
-        for b in range(batch):
-            avg_logprob = float(sum_logprob[b]) / (len(tokens[b]) + 1)
+        for b, total in enumerate(sum_logprob.tolist()):
+            avg_logprob = total / (len(tokens[b]) + 1)
             ratio = compression_ratio(self.decode_text(tokens[b]))
             silent = no_speech[b] > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD
             results.append(
