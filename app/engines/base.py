@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from app.domain import Audio, DecodeOptions, LanguageGuess, Transcript
+from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript
 
 # Whisper's fallback schedule: start greedy, re-decode hotter when a window fails the
 # compression-ratio or log-probability checks.
@@ -24,6 +24,31 @@ def prompt_with_hotwords(prompt: str | None, hotwords: str | None) -> str | None
     Whisper conditions on the prompt's text, which biases it toward those spellings."""
     parts = [p.strip() for p in (hotwords, prompt) if p and p.strip()]
     return " ".join(parts) or None
+
+
+def engine_transcript(
+    name: str,
+    segments: tuple[Segment, ...],
+    language: str,
+    probability: float,
+    audio: Audio,
+    options: DecodeOptions,
+) -> Transcript:
+    """What an engine returns for one call (word times, when asked for, come from DTW)."""
+    return Transcript(
+        segments=segments,
+        language=language,
+        language_probability=float(probability),
+        duration_ms=audio.duration_ms,
+        task=options.task,
+        model=name,
+        word_timestamps="whisper-dtw" if options.word_timestamps else None,
+    )
+
+
+def english_only_guess() -> LanguageGuess:
+    """An English-only model's answer to language detection."""
+    return LanguageGuess("en", 1.0, {"en": 1.0})
 
 
 class LoadedModel(Protocol):

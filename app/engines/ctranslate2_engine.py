@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript, Word
-from app.engines.base import temperature_schedule
+from app.engines.base import engine_transcript, english_only_guess, temperature_schedule
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,13 @@ class CTranslate2Model:
             kwargs["temperature"] = list(temperatures)
             segments, info = self._model.transcribe(samples, **kwargs)
         result = tuple(_segment(i, s) for i, s in enumerate(segments))  # decoding happens here
-        return Transcript(
-            segments=result,
-            language=info.language,
-            language_probability=float(info.language_probability),
-            duration_ms=audio.duration_ms,
-            task=options.task,
-            model=self.name,
-            word_timestamps="whisper-dtw" if options.word_timestamps else None,
+        return engine_transcript(
+            self.name, result, info.language, info.language_probability, audio, options
         )
 
     def detect_language(self, audio: Audio) -> LanguageGuess:
         if self.english_only:
-            return LanguageGuess("en", 1.0, {"en": 1.0})
+            return english_only_guess()
         samples = np.asarray(audio.samples, dtype=np.float32)
         code, prob, all_probs = self._model.detect_language(samples, vad_filter=True)
         return LanguageGuess(code, float(prob), {c: float(p) for c, p in all_probs[:10]})

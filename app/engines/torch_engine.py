@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript, Word
-from app.engines.base import prompt_with_hotwords, temperature_schedule
+from app.engines.base import (
+    engine_transcript,
+    english_only_guess,
+    prompt_with_hotwords,
+    temperature_schedule,
+)
 from app.engines.torch_audio import SAMPLE_RATE, WINDOW_SAMPLES, log_mel, word_times
 from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowTask
 from app.languages import LANGUAGE_NAMES
@@ -145,19 +150,11 @@ class TorchWhisperModel:
                         no_speech_prob=result.no_speech_prob,
                     )
                 )
-        return Transcript(
-            segments=tuple(segments),
-            language=language,
-            language_probability=float(probability),
-            duration_ms=audio.duration_ms,
-            task=options.task,
-            model=self.name,
-            word_timestamps="whisper-dtw" if options.word_timestamps else None,
-        )
+        return engine_transcript(self.name, tuple(segments), language, probability, audio, options)
 
     def detect_language(self, audio: Audio) -> LanguageGuess:
         if self.english_only:
-            return LanguageGuess("en", 1.0, {"en": 1.0})
+            return english_only_guess()
         probs = self._language_probs(np.asarray(audio.samples, dtype=np.float32)[:WINDOW_SAMPLES])
         top = sorted(probs.items(), key=lambda item: item[1], reverse=True)[:10]
         return LanguageGuess(top[0][0], float(top[0][1]), dict(top))
