@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from audio_tools import CONVERSATION, JFK, normalize
+from audio_tools import CONVERSATION, JFK, SPANISH, normalize
 
 from app.domain import Audio, DecodeOptions
 from app.pipeline.decode import decode_to_pcm
@@ -131,3 +131,43 @@ def test_the_service_on_the_torch_engine(server_factory: Any) -> None:
     assert len(set(body["speakers"])) == 2
     assert all(s["speaker"] for s in body["segments"])
     assert "friday" in normalize(" ".join(s["text"] for s in body["segments"]))
+
+
+@pytest.fixture(scope="module")
+def base_models(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """Multilingual base: the torch engine's model and CTranslate2 float32's."""
+    from faster_whisper import WhisperModel
+    from model_files import bundled_model
+
+    source = bundled_model("base", cache_dir)
+    engine = TorchEngine(tmp_path_factory.mktemp("cache"), "cpu", "float32", batch_size=8)
+    return engine.load("base", source), WhisperModel(str(source), "cpu", compute_type="float32")
+
+
+def test_multilingual_language_detection_and_transcription(
+    base_models: tuple[Any, Any], tmp_path: Path
+) -> None:
+    ours, ct2 = base_models
+    audio = samples(SPANISH, tmp_path)[:WINDOW]
+    guess = ours.detect_language(Audio(audio))
+    ct2_code, ct2_probability, _ = ct2.detect_language(audio)
+    assert guess.code == ct2_code == "es"
+    assert abs(guess.probability - ct2_probability) < 0.01
+    transcript = ours.transcribe(Audio(audio), DecodeOptions(beam_size=1))
+    assert transcript.language == "es"
+    found, _ = ct2.transcribe(
+        audio,
+        language="es",
+        beam_size=1,
+        temperature=[0.0],
+        without_timestamps=True,
+        condition_on_previous_text=False,
+        vad_filter=False,
+    )
+    assert normalize(" ".join(s.text for s in transcript.segments)) == normalize(
+        " ".join(s.text for s in found)
+    )
+    translated = ours.transcribe(Audio(audio), DecodeOptions(task="translate", language="es"))
+    english = normalize(" ".join(s.text for s in translated.segments))
+    assert translated.task == "translate" and len(english) >= 5
+    assert english != normalize(" ".join(s.text for s in transcript.segments))

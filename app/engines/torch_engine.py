@@ -163,13 +163,13 @@ class TorchWhisperModel:
         """Whisper's guess from the first window: one decoder step after <|startoftranscript|>."""
         import torch
 
-        tokenizer = self._tokenizer("transcribe", None)
+        sot = self._hf_tokenizer.token_to_id("<|startoftranscript|>")
         codes = [c for c in LANGUAGE_NAMES if self._hf_tokenizer.token_to_id(f"<|{c}|>")]
         ids = [self._hf_tokenizer.token_to_id(f"<|{c}|>") for c in codes]
         mels, _ = log_mel([samples], self._filters)
         with torch.inference_mode():
             states = self._decoder.encode(mels)
-            start = torch.tensor([[tokenizer.sot]], device=states.device)
+            start = torch.tensor([[sot]], device=states.device)
             hidden = self._model.model.decoder(
                 input_ids=start, encoder_hidden_states=states
             ).last_hidden_state
