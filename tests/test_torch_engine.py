@@ -40,14 +40,16 @@ def samples(path: Path, tmp_path: Path) -> np.ndarray:
     return decode_to_pcm(path, tmp_path / "audio.pcm", encoded=True, max_duration_s=3600).read()
 
 
-def ct2_windows(model: Any, audio: np.ndarray, word_timestamps: bool) -> list[Any]:
+def ct2_windows(
+    model: Any, audio: np.ndarray, word_timestamps: bool, language: str = "en"
+) -> list[Any]:
     """CTranslate2 float32 on each 30 s window alone, greedy, no timestamp tokens, no
     carried text: what the torch engine's batched windows are."""
     segments = []
     for start in range(0, len(audio), WINDOW):
         found, _ = model.transcribe(
             audio[start : start + WINDOW],
-            language="en",
+            language=language,
             beam_size=1,
             temperature=[0.0],
             without_timestamps=True,
@@ -155,17 +157,9 @@ def test_multilingual_language_detection_and_transcription(
     assert abs(guess.probability - ct2_probability) < 0.01
     transcript = ours.transcribe(Audio(audio), DecodeOptions(beam_size=1))
     assert transcript.language == "es"
-    found, _ = ct2.transcribe(
-        audio,
-        language="es",
-        beam_size=1,
-        temperature=[0.0],
-        without_timestamps=True,
-        condition_on_previous_text=False,
-        vad_filter=False,
-    )
+    found = ct2_windows(ct2, audio, word_timestamps=False, language="es")
     assert normalize(" ".join(s.text for s in transcript.segments)) == normalize(
-        " ".join(s.text for s in found)
+        " ".join(s.text for _, s in found)
     )
     translated = ours.transcribe(Audio(audio), DecodeOptions(task="translate", language="es"))
     english = normalize(" ".join(s.text for s in translated.segments))

@@ -77,5 +77,8 @@ class Engine(Protocol):
     name: str
     device: str
     compute_type: str
+    runs_torch: bool
+    """Its models compute with PyTorch: the pipeline runs their calls on its torch thread
+    (app/compute_thread.py); other engines keep threads of their own."""
 
     def load(self, name: str, path: Path) -> LoadedModel: ...

@@ -131,6 +131,7 @@ def _segment(index: int, seg: Any) -> Segment:
 
 class CTranslate2Engine:
     name = "ctranslate2"
+    runs_torch = False
 
     def __init__(
         self, device: str, compute_type: str, batch_size: int, cpu_threads: int, num_workers: int

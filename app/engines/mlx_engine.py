@@ -231,6 +231,7 @@ def _segment(index: int, seg: dict[str, Any], timeline: Any) -> Segment:
 
 class MLXEngine:
     name = "mlx"
+    runs_torch = False
 
     def __init__(self, cache_dir: Path, device: str = "auto", compute_type: str = "auto") -> None:
         fast_blas = prefer_openblas()  # before the first import of mlx.core

@@ -184,6 +184,7 @@ class TorchWhisperModel:
 
 class TorchEngine:
     name = "torch"
+    runs_torch = True
 
     def __init__(self, cache_dir: Path, device: str, compute_type: str, batch_size: int) -> None:
         self.device = resolve_device(device)

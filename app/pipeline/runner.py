@@ -246,9 +246,8 @@ class Pipeline:
             )
 
     def _on_engine_thread[T](self, work: Callable[[], T]) -> T:
-        """The torch engine's work runs on the torch thread, like every torch stage;
-        other engines have threads of their own."""
-        if self.engine.name == "torch":
+        """A torch engine's work runs on the torch thread, like every torch stage."""
+        if self.engine.runs_torch:
             return self.torch_thread.run(work)
         return work()
 

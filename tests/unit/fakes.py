@@ -64,6 +64,7 @@ class FakeEngine:
     name = "fake"
     device = "cpu"
     compute_type = "none"
+    runs_torch = False
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
