@@ -164,7 +164,9 @@ class TorchWhisperModel:
         import torch
 
         sot = self._hf_tokenizer.token_to_id("<|startoftranscript|>")
-        codes = [c for c in LANGUAGE_NAMES if self._hf_tokenizer.token_to_id(f"<|{c}|>")]
+        codes = [
+            c for c in LANGUAGE_NAMES if self._hf_tokenizer.token_to_id(f"<|{c}|>") is not None
+        ]
         ids = [self._hf_tokenizer.token_to_id(f"<|{c}|>") for c in codes]
         mels, _ = log_mel([samples], self._filters)
         with torch.inference_mode():
