@@ -67,7 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.model_eviction_interval_seconds,
     )
     device = state.engine.device
-    # Alignment and diarization of every request run on this one thread (see its module).
+    # Every request's torch work (alignment, diarization, the torch engine) runs on this
+    # one thread (see its module).
     state.torch_thread = torch_thread = ComputeThread("torch")
     state.pipeline = Pipeline(
         settings,

@@ -14,13 +14,12 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.compute_thread import ComputeThread
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript, Word
 from app.engines.base import prompt_with_hotwords, temperature_schedule
 from app.errors import EngineUnavailable
@@ -38,11 +37,7 @@ _WINDOW_SAMPLES = 30 * _SAMPLE_RATE
 # streams belong to the thread that made them ("There is no Stream(cpu, 0) in current
 # thread" otherwise): loading and every evaluation happen here, and with GPU_CONCURRENCY > 1
 # MLX requests queue for it rather than run side by side. Its thread starts on first use.
-_MLX_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlx")
-
-
-def _on_mlx_thread[T](work: Callable[[], T]) -> T:
-    return _MLX_THREAD.submit(work).result()
+_MLX_THREAD = ComputeThread("mlx")
 
 
 def prefer_openblas() -> bool:
@@ -98,7 +93,7 @@ class MLXModel:
                     self._mlx_whisper_transcribe(speech, options, language),
                 )
 
-        language, probability, result = _on_mlx_thread(decode)
+        language, probability, result = _MLX_THREAD.run(decode)
         kept = [s for s in result["segments"] if s["text"].strip()]  # as faster-whisper does
         return Transcript(
             segments=tuple(_segment(i, s, timeline) for i, s in enumerate(kept)),
@@ -121,7 +116,7 @@ class MLXModel:
             with mx.stream(self._device):
                 return self._language_probs(speech)
 
-        probs = _on_mlx_thread(guess)
+        probs = _MLX_THREAD.run(guess)
         top = sorted(probs.items(), key=_value, reverse=True)[:10]
         return LanguageGuess(top[0][0], float(top[0][1]), {c: float(p) for c, p in top})
 
@@ -130,7 +125,7 @@ class MLXModel:
         gc.collect()
         import mlx.core as mx
 
-        _on_mlx_thread(mx.clear_cache)
+        _MLX_THREAD.run(mx.clear_cache)
 
     # --- on the MLX thread ---------------------------------------------------------------
     def _language_probs(self, speech: np.ndarray) -> dict[str, float]:
@@ -278,7 +273,7 @@ class MLXEngine:
                     model.set_dtype(mx.float16)
                 return model
 
-        model = _on_mlx_thread(load)
+        model = _MLX_THREAD.run(load)
         _compile_dtw()
         return MLXModel(name, folder, model, self._device, fp16)
 
