@@ -29,11 +29,24 @@ class Settings(BaseSettings):
     `int8_float16`, ... MLX: `auto` (float32 on CPU, float16 on GPU), `float32`, `float16`.
     torch: `auto` (float16 on CUDA, float32 on CPU), `float32`, `float16`, `bfloat16`."""
 
+    max_batch_windows: int = Field(default=16, ge=0, le=512)
+    """The window scheduler's batch: speech windows (<= 30 s each), taken from every
+    request and job in progress, that one engine call decodes together. Each window gets
+    its own temperature fallback; windows do not carry text into the next. 0 = scheduler
+    off: each request decodes its own windows one after another (the sequential decoder,
+    with previous-text conditioning; BATCH_SIZE applies) and GPU_CONCURRENCY requests run
+    at once."""
+
+    max_active_requests: int = Field(default=16, ge=1, le=512)
+    """With the scheduler on: transcriptions in progress at once (decoding, VAD, windows in
+    the scheduler, alignment, diarization); more wait in the queue (MAX_QUEUE_SIZE)."""
+
     batch_size: int = Field(default=1, ge=1, le=128)
-    """Segments decoded together. 1 = sequential decoding with temperature fallback and
-    previous-text conditioning (best quality); >1 = faster-whisper's batched pipeline over
-    VAD chunks (faster on GPUs; one temperature, no conditioning). Ignored by MLX (greedy,
-    one window at a time) and torch (the windows of a block, up to 16, are one batch)."""
+    """Only with MAX_BATCH_WINDOWS=0 (scheduler off). Segments decoded together. 1 =
+    sequential decoding with temperature fallback and previous-text conditioning; >1 =
+    faster-whisper's batched pipeline over VAD chunks (one temperature, no conditioning).
+    Ignored by MLX (greedy, one window at a time) and torch (the windows of a block, up to
+    16, are one batch)."""
 
     cpu_threads: int = Field(default=0, ge=0)
     """Threads per CTranslate2 model on CPU; 0 = one per core."""
@@ -70,7 +83,9 @@ class Settings(BaseSettings):
     """Largest accepted upload, in MiB; larger uploads get 413 while still streaming."""
 
     gpu_concurrency: int = Field(default=1, ge=1, le=64)
-    """Transcriptions that run at once (a semaphore around inference)."""
+    """Jobs run at once, and CTranslate2's model workers. With MAX_BATCH_WINDOWS=0
+    (scheduler off) also the HTTP transcriptions that run at once (a semaphore around
+    inference); with the scheduler on, MAX_ACTIVE_REQUESTS is that limit."""
 
     max_queue_size: int = Field(default=32, ge=0)
     """Requests that may wait for a permit; past it, 503 with Retry-After. 0 = no waiting."""
@@ -144,6 +159,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def concurrent_transcriptions(self) -> int:
+        """Admission's permits: requests in progress at once."""
+        return self.max_active_requests if self.max_batch_windows else self.gpu_concurrency
 
     @property
     def max_file_size_bytes(self) -> int:

@@ -8,6 +8,7 @@ import logging
 import shutil
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -33,6 +34,7 @@ from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
 from app.pipeline.runner import Pipeline
+from app.scheduler.window_scheduler import WindowScheduler, run_here
 from app.services.admission import Admission
 from app.services.eviction import IdleEvictor
 from app.services.model_cache import ModelCache
@@ -57,7 +59,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_change=lambda: metrics.loaded_models.set(len(state.model_cache.loaded("whisper")))
     )
     state.admission = admission = Admission(
-        settings.gpu_concurrency, settings.max_queue_size, on_reject=metrics.queue_rejected.inc
+        settings.concurrent_transcriptions,
+        settings.max_queue_size,
+        on_reject=metrics.queue_rejected.inc,
+    )
+    # Requests in progress each hold a worker thread (blocked on their windows, mostly).
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=settings.concurrent_transcriptions + 16)
     )
     metrics.active.set_function(lambda: admission.stats.running)
     state.evictor = IdleEvictor(
@@ -70,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Every request's torch work (alignment, diarization, the torch engine) runs on this
     # one thread (see its module).
     state.torch_thread = torch_thread = ComputeThread("torch")
+    state.scheduler = scheduler = build_scheduler(settings, state.engine, torch_thread, metrics)
     state.pipeline = Pipeline(
         settings,
         state.engine,
@@ -79,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         aligner=Aligner(settings, state.hub, state.model_cache, device),
         diarization=DiarizationService(settings, state.hub, state.model_cache, device),
         torch_thread=torch_thread,
+        scheduler=scheduler,
     )
     work_root = settings.data_dir / "work"
     # Decoded audio of transcriptions a stopped server left behind: their jobs start over.
@@ -122,8 +132,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
         await asyncio.to_thread(store.close)
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.close)
         await asyncio.to_thread(state.model_cache.unload_all)
         torch_thread.close()
+
+
+def build_scheduler(
+    settings: Settings, engine: Engine, torch_thread: ComputeThread, metrics: Metrics
+) -> WindowScheduler | None:
+    size = settings.max_batch_windows
+    metrics.batch_capacity.set(size)
+    if not size:
+        return None
+
+    def on_batch(windows: int) -> None:
+        metrics.batch_windows.observe(windows)
+        metrics.batch_occupancy.observe(windows / size)
+
+    run_batch = torch_thread.run if engine.runs_torch else run_here
+    scheduler = WindowScheduler(size, run_batch, on_batch)
+    metrics.scheduler_queued.set_function(lambda: scheduler.queued)
+    return scheduler
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

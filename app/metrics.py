@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _AUDIO_BUCKETS = (1, 5, 15, 30, 60, 300, 600, 1800, 3600, 7200, 14400)
+_BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 _SIZE_BUCKETS = (0.1, 0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000)
 
 
@@ -74,5 +75,25 @@ class Metrics:
             "Time from a job's start to its end (completed or failed)",
             buckets=_DURATION_BUCKETS,
             registry=r,
+        )
+        self.batch_windows = Histogram(
+            "whisperx_batch_windows",
+            "Speech windows per engine call of the window scheduler",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_occupancy = Histogram(
+            "whisperx_batch_occupancy_ratio",
+            "Windows per engine call over MAX_BATCH_WINDOWS (1 = full batches)",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
+        self.batch_capacity = Gauge(
+            "whisperx_batch_capacity_windows",
+            "MAX_BATCH_WINDOWS (0 = the window scheduler is off)",
+            registry=r,
+        )
+        self.scheduler_queued = Gauge(
+            "whisperx_scheduler_queued_windows", "Windows waiting for a batch", registry=r
         )
         self.info = Info("whisperx_service", "Static facts about this service", registry=r)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -46,6 +48,34 @@ def engine_transcript(
     )
 
 
+@dataclass(frozen=True)
+class SpeechWindow:
+    """At most 30 s of speech (16 kHz float32 samples) and the options it is decoded with.
+    `options.language` None = detect it from this window (multilingual models)."""
+
+    samples: object  # numpy.ndarray, untyped like Audio.samples
+    options: DecodeOptions
+
+
+@dataclass(frozen=True)
+class WindowText:
+    """A window's segments, with times in ms from the window's first sample."""
+
+    segments: tuple[Segment, ...]
+    language: str
+    language_probability: float
+
+
+def decode_one_by_one(model: LoadedModel, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+    """`decode_windows` for engines without a batched window decoder: one call per window."""
+    out = []
+    for window in windows:
+        audio = Audio(window.samples)
+        result = model.transcribe(audio, replace(window.options, vad_filter=False))
+        out.append(WindowText(result.segments, result.language, result.language_probability))
+    return out
+
+
 def english_only_guess() -> LanguageGuess:
     """An English-only model's answer to language detection."""
     return LanguageGuess("en", 1.0, {"en": 1.0})
@@ -66,6 +96,12 @@ class LoadedModel(Protocol):
         """`windows`: the [start, end) seconds of the speech windows (each <= 30 s) the
         pipeline cut `audio` into; batched decoders decode them side by side, sequential
         ones may ignore them."""
+        ...
+
+    def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+        """Decode windows side by side, each with its own options (as the window scheduler
+        batches them from many requests); one result per window, in order. Each window is
+        decoded on its own: no text is carried from one window into the next."""
         ...
 
     def detect_language(self, audio: Audio) -> LanguageGuess: ...

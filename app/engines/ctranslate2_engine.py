@@ -11,13 +11,21 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript, Word
-from app.engines.base import engine_transcript, english_only_guess, temperature_schedule
+from app.engines.base import (
+    SpeechWindow,
+    WindowText,
+    engine_transcript,
+    english_only_guess,
+    temperature_schedule,
+)
+from app.engines.ctranslate2_windows import CT2WindowDecoder
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ class CTranslate2Model:
         self.english_only = not model.model.is_multilingual
         self._batch_size = batch_size
         self._batched = BatchedInferencePipeline(model) if batch_size > 1 else None
+        self._windows = CT2WindowDecoder(model)
 
     def transcribe(
         self,
@@ -92,6 +101,9 @@ class CTranslate2Model:
             self.name, result, info.language, info.language_probability, audio, options
         )
 
+    def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+        return self._windows.decode(windows)
+
     def detect_language(self, audio: Audio) -> LanguageGuess:
         if self.english_only:
             return english_only_guess()
@@ -101,6 +113,7 @@ class CTranslate2Model:
 
     def unload(self) -> None:
         self._batched = None
+        self._windows = None  # type: ignore[assignment]
         self._model = None
         gc.collect()
 

@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ import numpy as np
 
 from app.compute_thread import ComputeThread
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript, Word
-from app.engines.base import prompt_with_hotwords, temperature_schedule
+from app.engines.base import (
+    SpeechWindow,
+    WindowText,
+    decode_one_by_one,
+    prompt_with_hotwords,
+    temperature_schedule,
+)
 from app.errors import EngineUnavailable
 from app.models.ct2_to_mlx import convert
 
@@ -105,6 +112,9 @@ class MLXModel:
             word_timestamps="whisper-dtw" if options.word_timestamps else None,
             notes=notes,
         )
+
+    def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+        return decode_one_by_one(self, windows)  # MLX decodes one window at a time anyway
 
     def detect_language(self, audio: Audio) -> LanguageGuess:
         if self.english_only:

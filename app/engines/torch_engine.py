@@ -9,6 +9,8 @@ checks); word times come from cross-attention DTW (app/engines/torch_audio.py).
 Differences from the CTranslate2 engine, on purpose or not yet done: decoding is greedy
 (`beam_size` is not used), each window is one segment (no timestamp tokens), and windows
 do not carry the previous window's text as a prompt; the request's own prompt is used.
+`decode_windows` is the window scheduler's entry (each window with its own options);
+`transcribe` cuts one recording into windows and calls it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ import numpy as np
 
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript, Word
 from app.engines.base import (
+    SpeechWindow,
+    WindowText,
     engine_transcript,
     english_only_guess,
     prompt_with_hotwords,
@@ -89,15 +95,70 @@ class TorchWhisperModel:
     ) -> Transcript:
         samples = np.asarray(audio.samples, dtype=np.float32)
         bounds = _sample_bounds(len(samples), windows)
-        pieces = [samples[a:b] for a, b in bounds]
-        if self.english_only:
-            language, probability = "en", 1.0
-        elif options.language:
-            language, probability = options.language, 1.0
-        else:
-            guess = self._language_probs(pieces[0] if pieces else samples[:WINDOW_SAMPLES])
-            language, probability = max(guess.items(), key=lambda item: item[1])
-        tokenizer = self._tokenizer(options.task, language)
+        language, probability = ("en", 1.0) if self.english_only else (options.language, 1.0)
+        # Without a language, the first window goes alone: its guess holds for the rest.
+        size = self._batch_size
+        firsts = (
+            [0, *range(1, len(bounds), size)] if language is None else range(0, len(bounds), size)
+        )
+        segments: list[Segment] = []
+        for first in firsts:
+            chunk = bounds[first : first + (1 if language is None else size)]
+            batch = [
+                SpeechWindow(samples[a:b], replace(options, language=language)) for a, b in chunk
+            ]
+            for (start, _), text in zip(chunk, self.decode_windows(batch), strict=True):
+                if language is None:
+                    language, probability = text.language, text.language_probability
+                offset = _ms(start / SAMPLE_RATE)
+                segments.extend(
+                    _shifted(segment, offset, len(segments), start // 160)
+                    for segment in text.segments
+                )
+        return engine_transcript(
+            self.name, tuple(segments), language or "en", probability, audio, options
+        )
+
+    def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+        if not windows:
+            return []
+        pieces = [np.asarray(w.samples, dtype=np.float32) for w in windows]
+        mels, frames = log_mel(pieces, self._filters)
+        states = self._decoder.encode(mels)
+        languages = self._languages(windows, states)
+        tokenizers = [
+            self._tokenizer(w.options.task, code)
+            for w, (code, _) in zip(windows, languages, strict=True)
+        ]
+        tasks = [self._task(w.options, t) for w, t in zip(windows, tokenizers, strict=True)]
+        results = self._decoder.decode(states, tasks, self._generator)
+        out = []
+        for k, (window, result) in enumerate(zip(windows, results, strict=True)):
+            tokenizer = tokenizers[k]
+            text = tokenizer.decode(list(result.tokens))
+            segments: tuple[Segment, ...] = ()
+            if not result.is_silence and text.strip():
+                words: tuple[Word, ...] = ()
+                if window.options.word_timestamps:
+                    words = self._words(states[k : k + 1], tokenizer, result, frames[k])
+                duration_ms = _ms(len(pieces[k]) / SAMPLE_RATE)
+                segment = Segment(
+                    id=0,
+                    start_ms=words[0].start_ms if words else 0,
+                    end_ms=words[-1].end_ms if words else duration_ms,
+                    text=text,
+                    words=words,
+                    tokens=result.tokens,
+                    temperature=result.temperature,
+                    avg_logprob=result.avg_logprob,
+                    compression_ratio=result.compression_ratio,
+                    no_speech_prob=result.no_speech_prob,
+                )
+                segments = (segment,)
+            out.append(WindowText(segments, *languages[k]))
+        return out
+
+    def _task(self, options: DecodeOptions, tokenizer: Any) -> WindowTask:
         sot_sequence = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         prefix = sot_sequence
         prompt = prompt_with_hotwords(options.initial_prompt, options.hotwords)
@@ -105,62 +166,44 @@ class TorchWhisperModel:
             prompt_tokens = tokenizer.encode(" " + prompt.strip())[-_MAX_PROMPT_TOKENS:]
             prefix = [tokenizer.sot_prev, *prompt_tokens, *sot_sequence]
         temperatures = temperature_schedule(options.temperature)
-        segments: list[Segment] = []
-        for first in range(0, len(pieces), self._batch_size):
-            batch = pieces[first : first + self._batch_size]
-            mels, frames = log_mel(batch, self._filters)
-            task = WindowTask(tuple(prefix), len(prefix) - len(sot_sequence), temperatures)
-            states = self._decoder.encode(mels)
-            results = self._decoder.decode(states, [task] * len(batch), self._generator)
-            for k, result in enumerate(results):
-                text = tokenizer.decode(list(result.tokens))
-                if result.is_silence or not text.strip():
-                    continue
-                start, end = bounds[first + k]
-                words: tuple[Word, ...] = ()
-                if options.word_timestamps:
-                    timed = word_times(
-                        self._model,
-                        states[k : k + 1],
-                        sot_sequence,
-                        list(result.tokens),
-                        list(result.token_probs),
-                        self._heads,
-                        tokenizer.split_to_word_tokens,
-                        tokenizer.eot,
-                        frames[k],
-                    )
-                    offset = start / SAMPLE_RATE
-                    words = tuple(
-                        Word(_ms(offset + w.start_s), _ms(offset + w.end_s), w.text, w.probability)
-                        for w in timed
-                    )
-                segments.append(
-                    Segment(
-                        id=len(segments),
-                        seek=start // 160,
-                        start_ms=words[0].start_ms if words else _ms(start / SAMPLE_RATE),
-                        end_ms=words[-1].end_ms if words else _ms(end / SAMPLE_RATE),
-                        text=text,
-                        words=words,
-                        tokens=result.tokens,
-                        temperature=result.temperature,
-                        avg_logprob=result.avg_logprob,
-                        compression_ratio=result.compression_ratio,
-                        no_speech_prob=result.no_speech_prob,
-                    )
-                )
-        return engine_transcript(self.name, tuple(segments), language, probability, audio, options)
+        return WindowTask(tuple(prefix), len(prefix) - len(sot_sequence), temperatures)
+
+    def _words(self, states: Any, tokenizer: Any, result: Any, frames: int) -> tuple[Word, ...]:
+        timed = word_times(
+            self._model,
+            states,
+            [*tokenizer.sot_sequence, tokenizer.no_timestamps],
+            list(result.tokens),
+            list(result.token_probs),
+            self._heads,
+            tokenizer.split_to_word_tokens,
+            tokenizer.eot,
+            frames,
+        )
+        return tuple(Word(_ms(w.start_s), _ms(w.end_s), w.text, w.probability) for w in timed)
+
+    def _languages(self, windows: Sequence[SpeechWindow], states: Any) -> list[tuple[str, float]]:
+        """Each window's language: given, English for English-only models, else Whisper's
+        guess from that window's encoder states."""
+        known = [("en", 1.0) if self.english_only else (w.options.language, 1.0) for w in windows]
+        unknown = [i for i, (code, _) in enumerate(known) if not code]
+        if unknown:
+            guesses = self._language_probs(states[unknown])
+            for i, probs in zip(unknown, guesses, strict=True):
+                known[i] = max(probs.items(), key=lambda item: item[1])
+        return known  # type: ignore[return-value]
 
     def detect_language(self, audio: Audio) -> LanguageGuess:
         if self.english_only:
             return english_only_guess()
-        probs = self._language_probs(np.asarray(audio.samples, dtype=np.float32)[:WINDOW_SAMPLES])
+        samples = np.asarray(audio.samples, dtype=np.float32)[:WINDOW_SAMPLES]
+        mels, _ = log_mel([samples], self._filters)
+        probs = self._language_probs(self._decoder.encode(mels))[0]
         top = sorted(probs.items(), key=lambda item: item[1], reverse=True)[:10]
         return LanguageGuess(top[0][0], float(top[0][1]), dict(top))
 
-    def _language_probs(self, samples: np.ndarray) -> dict[str, float]:
-        """Whisper's guess from the first window: one decoder step after <|startoftranscript|>."""
+    def _language_probs(self, states: Any) -> list[dict[str, float]]:
+        """Whisper's guess per window: one decoder step after <|startoftranscript|>."""
         import torch
 
         sot = self._hf_tokenizer.token_to_id("<|startoftranscript|>")
@@ -168,16 +211,14 @@ class TorchWhisperModel:
             c for c in LANGUAGE_NAMES if self._hf_tokenizer.token_to_id(f"<|{c}|>") is not None
         ]
         ids = [self._hf_tokenizer.token_to_id(f"<|{c}|>") for c in codes]
-        mels, _ = log_mel([samples], self._filters)
         with torch.inference_mode():
-            states = self._decoder.encode(mels)
-            start = torch.tensor([[sot]], device=states.device)
+            start = torch.full((states.shape[0], 1), sot, device=states.device)
             hidden = self._model.model.decoder(
                 input_ids=start, encoder_hidden_states=states
             ).last_hidden_state
-            logits = self._model.proj_out(hidden[0, -1]).float()
-        probs = logits[ids].softmax(-1).tolist()
-        return dict(zip(codes, probs, strict=True))
+            logits = self._model.proj_out(hidden[:, -1]).float()
+        probs = logits[:, ids].softmax(-1).tolist()
+        return [dict(zip(codes, row, strict=True)) for row in probs]
 
     def unload(self) -> None:
         self._model = None
@@ -213,6 +254,22 @@ class TorchEngine:
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _shifted(segment: Segment, offset_ms: int, index: int, seek: int) -> Segment:
+    """A window's segment placed on the audio's time line."""
+    words = tuple(
+        replace(w, start_ms=w.start_ms + offset_ms, end_ms=w.end_ms + offset_ms)
+        for w in segment.words
+    )
+    return replace(
+        segment,
+        id=index,
+        seek=seek,
+        start_ms=segment.start_ms + offset_ms,
+        end_ms=segment.end_ms + offset_ms,
+        words=words,
+    )
 
 
 def _sample_bounds(total: int, windows: list[tuple[float, float]] | None) -> list[tuple[int, int]]:

@@ -21,7 +21,7 @@ _PROMPT_RESET_TEMPERATURE = 0.5
 _FRAMES_PER_SECOND = 100  # Whisper's mel frames, the unit of `seek`
 
 
-def _restore(segment: Segment, timeline: Timeline) -> Segment:
+def restore_times(segment: Segment, timeline: Timeline) -> Segment:
     """Block-relative times -> recording times (words resolved within one region each)."""
     if segment.words:
         words = []
@@ -76,7 +76,7 @@ def transcribe_blocks(
         timeline = block.timeline()
         seek_offset = done * _FRAMES_PER_SECOND // SAMPLE_RATE
         for segment in result.segments:
-            restored = _restore(segment, timeline)
+            restored = restore_times(segment, timeline)
             segments.append(replace(restored, id=len(segments), seek=segment.seek + seek_offset))
         if not batched:  # the batched decoder never conditions on earlier text
             prompt = _carried_prompt(result.segments)

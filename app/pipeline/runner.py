@@ -34,7 +34,9 @@ from app.pipeline.decode import decode_to_pcm
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
-from app.pipeline.windows import group_blocks, pack_windows, split_long
+from app.pipeline.window_asr import transcribe_windows
+from app.pipeline.windows import Window, group_blocks, pack_windows, split_long
+from app.scheduler.window_scheduler import WindowScheduler
 from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -84,9 +86,12 @@ class Pipeline:
         aligner: Aligner | None = None,
         diarization: DiarizationService | None = None,
         torch_thread: ComputeThread | None = None,
+        scheduler: WindowScheduler | None = None,
     ) -> None:
         """`torch_thread`: where alignment and diarization run (app/compute_thread.py says
-        why one thread); a new one when not given."""
+        why one thread); a new one when not given. `scheduler`: where windows are decoded,
+        batched with other requests' windows; None = each request decodes its own windows
+        in blocks, one after another (the sequential decoder)."""
         self.settings = settings
         self.engine = engine
         self.registry = registry
@@ -95,6 +100,7 @@ class Pipeline:
         self.aligner = aligner
         self.diarization = diarization
         self.torch_thread = torch_thread or ComputeThread("torch")
+        self.scheduler = scheduler
 
     # --- before the permit ----------------------------------------------------------------
     def prepare(self, request: TranscriptionRequest) -> ModelRef:
@@ -142,28 +148,19 @@ class Pipeline:
         # Speaker turns are put on words, so diarization needs word times even when the
         # client did not ask for them (they are dropped again in `finish`).
         asr_options = replace(options, word_timestamps=True) if speakers else options
-        blocks = group_blocks(pack_windows(regions))
+        windows = pack_windows(regions)
         started = time.perf_counter()
         loaded: LoadedModel
         with self.whisper(ref) as loaded:
             check_options(ref.name, loaded.english_only, options)
-            transcript = self._on_engine_thread(
-                lambda: transcribe_blocks(
-                    loaded,
-                    pcm,
-                    blocks,
-                    asr_options,
-                    batched=self.settings.batch_size > 1,
-                    progress=_within("transcribe", progress),
-                )
-            )
+            transcript = self._transcribe(loaded, pcm, windows, asr_options, progress)
         release_free_memory()
         elapsed = time.perf_counter() - started
         self.metrics.stage.labels(stage="vad+asr").observe(elapsed)
         log.info(
             "transcribed %.1f s of audio (%d windows) with %s in %.2f s (%s, %d segments)",
             pcm.duration_ms / 1000,
-            sum(len(b.windows) for b in blocks),
+            len(windows),
             ref.name,
             elapsed,
             transcript.language,
@@ -183,6 +180,37 @@ class Pipeline:
         if speakers is not None:  # hands freed memory back after each of its spans itself
             diarized = self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
         return ModelOutput(transcript, diarized, tuple(notes))
+
+    def _transcribe(
+        self,
+        loaded: LoadedModel,
+        pcm: PcmFile,
+        windows: list[Window],
+        options: DecodeOptions,
+        progress: Progress,
+    ) -> Transcript:
+        scheduler, within = self.scheduler, _within("transcribe", progress)
+        if scheduler is None:
+            return self._on_engine_thread(
+                lambda: transcribe_blocks(
+                    loaded,
+                    pcm,
+                    group_blocks(windows),
+                    options,
+                    batched=self.settings.batch_size > 1,
+                    progress=within,
+                )
+            )
+        with scheduler.open(loaded) as stream:
+            return transcribe_windows(
+                stream,
+                pcm,
+                windows,
+                options,
+                english_only=loaded.english_only,
+                ahead=scheduler.max_batch_windows,
+                progress=within,
+            )
 
     def _speech(
         self, pcm: PcmFile, vad_filter: bool, progress: Callable[[float], None]

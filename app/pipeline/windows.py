@@ -30,6 +30,14 @@ class Window:
     def samples(self) -> int:
         return sum(r.samples for r in self.regions)
 
+    def speech(self, pcm: PcmFile) -> np.ndarray:
+        """The window's speech, its regions joined end to end (silence between them left
+        out, as faster-whisper's VAD filter does)."""
+        return np.concatenate([pcm.read(r.start, r.end) for r in self.regions])
+
+    def timeline(self) -> Timeline:
+        return Timeline(self.regions)
+
 
 @dataclass(frozen=True)
 class Block:
@@ -44,9 +52,8 @@ class Block:
         return sum(w.samples for w in self.windows)
 
     def speech(self, pcm: PcmFile) -> np.ndarray:
-        """The block's speech, its regions joined end to end (silence between them left out,
-        as faster-whisper's VAD filter does)."""
-        return np.concatenate([pcm.read(r.start, r.end) for r in self.regions])
+        """The block's speech: its windows' speech end to end."""
+        return np.concatenate([w.speech(pcm) for w in self.windows])
 
     def window_bounds_s(self) -> list[tuple[float, float]]:
         """Each window's [start, end) in seconds of the joined speech."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript, Word
+from app.engines.base import SpeechWindow, WindowText, decode_one_by_one
 
 
 class FakeModel:
@@ -52,6 +54,9 @@ class FakeModel:
         finally:
             with engine.lock:
                 engine.running -= 1
+
+    def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+        return decode_one_by_one(self, windows)
 
     def detect_language(self, audio: Audio) -> LanguageGuess:
         return LanguageGuess("de", 0.9)

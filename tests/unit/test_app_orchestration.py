@@ -78,7 +78,7 @@ def test_hotwords_and_flags_reach_the_engine(client: TestClient, engine: FakeEng
 
 def test_queue_overflow_is_503_with_retry_after(tmp_path: Path) -> None:
     engine = FakeEngine(delay_s=1.0)
-    with make_client(tmp_path, engine, gpu_concurrency=1, max_queue_size=1) as c:
+    with make_client(tmp_path, engine, max_active_requests=1, max_queue_size=1) as c:
 
         def v1() -> tuple[int, dict[str, str], dict[str, Any]]:
             r = c.post(

@@ -1,0 +1,81 @@
+"""The ASR stage through the window scheduler: a request's windows decoded in batches shared
+with every other request in progress.
+
+Windows are submitted ahead of the one being read back (up to `ahead` at a time, so one long
+recording alone can still fill a batch, and only those windows' audio is in memory) and
+read back in order. Each window is decoded on its own (no text carried between windows, as
+with any batched decoder), with its own temperature fallback. The language is fixed once per
+recording, from the first window, as the sequential decoder does: when it must be detected,
+the first window goes alone and the rest follow with its answer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+
+from app.domain import DecodeOptions, Segment, Transcript
+from app.engines.base import SpeechWindow, WindowText
+from app.pipeline.asr import restore_times
+from app.pipeline.pcm import PcmFile
+from app.pipeline.windows import Window
+from app.scheduler.window_scheduler import WindowStream
+
+_SAMPLES_PER_FRAME = 160  # Whisper's mel hop: `seek` counts these
+
+
+def transcribe_windows(
+    stream: WindowStream,
+    pcm: PcmFile,
+    windows: list[Window],
+    options: DecodeOptions,
+    *,
+    english_only: bool,
+    ahead: int,
+    progress: Callable[[float], None],
+) -> Transcript:
+    """`progress` gets the fraction of speech done after each window; it may raise to
+    cancel (the caller's stream then drops what is still queued)."""
+    total = sum(w.samples for w in windows) or 1
+    language = options.language or ("en" if english_only else None)
+    probability = 1.0
+    segments: list[Segment] = []
+    done = 0
+
+    def submit(window: Window, code: str | None) -> Future[WindowText]:
+        return stream.submit(SpeechWindow(window.speech(pcm), replace(options, language=code)))
+
+    def keep(window: Window, text: WindowText) -> None:
+        nonlocal done
+        timeline = window.timeline()
+        seek = window.regions[0].start // _SAMPLES_PER_FRAME
+        for segment in text.segments:
+            restored = restore_times(segment, timeline)
+            segments.append(replace(restored, id=len(segments), seek=seek))
+        done += window.samples
+        progress(done / total)
+
+    upcoming = deque(windows)
+    if language is None and upcoming:
+        first = upcoming.popleft()
+        text = submit(first, None).result()
+        language, probability = text.language, text.language_probability
+        keep(first, text)
+    in_flight: deque[tuple[Window, Future[WindowText]]] = deque()
+    while upcoming or in_flight:
+        while upcoming and len(in_flight) < ahead:
+            window = upcoming.popleft()
+            in_flight.append((window, submit(window, language)))
+        window, future = in_flight.popleft()
+        keep(window, future.result())
+    return Transcript(
+        segments=tuple(segments),
+        language=language or "en",
+        language_probability=probability,
+        duration_ms=pcm.duration_ms,
+        task=options.task,
+        model=stream.model.name,
+        word_timestamps="whisper-dtw" if options.word_timestamps else None,
+    )

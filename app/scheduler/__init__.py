@@ -1,0 +1,1 @@
+"""Window batching across requests (see window_scheduler.py)."""
