@@ -158,11 +158,17 @@ class CT2WindowDecoder:
         pending = list(range(len(windows)))
         for round_ in range(max(len(s) for s in schedules)):
             pending = [i for i in pending if round_ < len(schedules[i])]
-            groups: list[tuple[tuple[float, int], list[int]]] = _group(
+            # One generate call per temperature, beam size and prompt length (CTranslate2
+            # needs <|startoftranscript|> at the same position in every row of a batch).
+            groups: list[tuple[tuple[float, int, int], list[int]]] = _group(
                 pending,
-                lambda i, k=round_: (schedules[i][k], windows[i].options.beam_size),
+                lambda i, k=round_: (
+                    schedules[i][k],
+                    windows[i].options.beam_size,
+                    prompts[i].index(tokenizers[i].sot),
+                ),
             )
-            for (temperature, beam_size), indices in groups:
+            for (temperature, beam_size, _), indices in groups:
                 results = self._generate(
                     self._subset(encoded, features, indices),
                     [prompts[i] for i in indices],
@@ -185,12 +191,11 @@ class CT2WindowDecoder:
             if temperature > 0
             else {"beam_size": beam_size}
         )
-        longest = max(len(p) for p in prompts)
         return list(
             self._model.model.generate(
                 encoded,
                 prompts,
-                max_length=max(self._model.max_length, longest + 1),
+                max_length=self._model.max_length,
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_tokens=self._suppressed(),
