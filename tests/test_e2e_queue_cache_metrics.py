@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def serial_server(server_factory: ServerFactory) -> LiveServer:
-    return server_factory(GPU_CONCURRENCY="1", MAX_QUEUE_SIZE="2", MODEL_KEEP_ALIVE_SECONDS="1")
+    return server_factory(MAX_ACTIVE_REQUESTS="1", MAX_QUEUE_SIZE="2", MODEL_KEEP_ALIVE_SECONDS="1")
 
 
 def post(url: str, path: Path, timeout: float = 300, **params: str) -> httpx.Response:
@@ -172,7 +172,7 @@ def test_metrics_names_and_labels(serial_server: LiveServer) -> None:
 
 @pytest.fixture(scope="module")
 def parallel_server(server_factory: ServerFactory) -> LiveServer:
-    return server_factory(GPU_CONCURRENCY="3")
+    return server_factory(MAX_ACTIVE_REQUESTS="3", MAX_BATCH_WINDOWS="4")
 
 
 def test_concurrent_requests_on_one_model_keep_their_own_options(
@@ -190,4 +190,14 @@ def test_concurrent_requests_on_one_model_keep_their_own_options(
     assert "beach" in texts[0] and "playa" not in texts[0]
     assert "playa" in texts[1] and results[1]["language"] == "es"
     assert "americans" in texts[2] and results[2]["language"] == "en"
-    assert queue(url)["peak_running"] >= 2  # they really overlapped
+    stats = queue(url)
+    assert stats["peak_running"] >= 2  # they really overlapped
+    # Their windows went through the scheduler (one window per clip), and /metrics says so.
+    batching = stats["scheduler"]
+    assert batching["max_batch_windows"] == 4 and batching["queued_windows"] == 0
+    assert batching["windows"] >= 3 and 1 <= batching["largest_batch"] <= 4
+    samples = metric_samples(url)
+    counts = {s.name: s.value for s in samples["whisperx_batch_windows"]}
+    assert counts["whisperx_batch_windows_count"] == batching["batches"]
+    assert counts["whisperx_batch_windows_sum"] == batching["windows"]
+    assert samples["whisperx_batch_capacity_windows"][0].value == 4

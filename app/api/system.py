@@ -69,10 +69,23 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/queue-metrics", summary="Admission queue state")
+@router.get("/queue-metrics", summary="Admission queue and window scheduler state")
 async def queue_metrics(request: Request) -> JSONResponse:
     admission = request.app.state.admission
     stats = admission.stats
+    scheduler = request.app.state.scheduler
+    batching = None
+    if scheduler is not None:
+        done = scheduler.stats
+        batching = {
+            "max_batch_windows": scheduler.max_batch_windows,
+            "queued_windows": scheduler.queued,
+            "batches": done.batches,
+            "windows": done.windows,
+            "mean_batch_windows": round(done.windows / done.batches, 2) if done.batches else 0.0,
+            "largest_batch": done.largest_batch,
+            "cancelled_windows": done.cancelled,
+        }
     return JSONResponse(
         {
             "queued": stats.queued,
@@ -87,5 +100,6 @@ async def queue_metrics(request: Request) -> JSONResponse:
                 "mean": round(stats.total_wait_s / stats.admitted, 3) if stats.admitted else 0.0,
                 "max": round(stats.max_wait_s, 3),
             },
+            "scheduler": batching,
         }
     )
