@@ -5,6 +5,7 @@
 #   device.sh probe      what is installed; install ctranslate2 and ask it for the GPU
 #   device.sh setup      join the chunks, install the wheels, lay out code, clips and models
 #   device.sh bench ARGS bench/run.py on CUDA with ARGS; output and JSON go to $OUT
+#   device.sh run CMD... CMD in this working-tree copy, with the staged wheels and cuBLAS
 set -uo pipefail
 g=/tmp/gpu
 mkdir -p "$g/parts" "$g/stage" "$g/site" "$g/shim"
@@ -54,5 +55,10 @@ c.get_cuda_device_count(), 'types:', sorted(c.get_supported_compute_types('cuda'
       tee "${OUT:-/tmp}/bench.log"
     cp bench/out/service.log "${OUT:-/tmp}/" 2>/dev/null
     ;;
-  *) echo "usage: $0 stage|probe|setup|bench [bench/run.py args]"; exit 2 ;;
+  run)
+    shift
+    cublas_env || exit 1
+    "$@"
+    ;;
+  *) echo "usage: $0 stage|probe|setup|bench [bench/run.py args]|run CMD"; exit 2 ;;
 esac

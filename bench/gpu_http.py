@@ -1,0 +1,282 @@
+"""One GPU, many clients: the service over HTTP beside its peers on the same GPU and clips.
+
+  real       the bundled model (`--model`, real speech, `--clip`): the service with each
+             `--engines` (torch, ctranslate2) under 1, 4, 16, 64 concurrent clients; then
+             faster-whisper's BatchedInferencePipeline and transformers' ASR pipeline (the
+             insanely-fast-whisper recipe: fp16, SDPA, chunk_length_s=30, batch 24) on the
+             same clip, in-process.
+  synthetic  large-v3 and turbo shapes with random weights, exactly `--tokens` tokens per
+             window (bench/synthetic_service.py), under 16 and 64 clients; then transformers'
+             plain `generate` with the same shape, weights and token count, batched.
+
+Throughput: audio seconds / wall seconds over all clients (RTFx), and windows x 30 s / wall
+(the issue's unit). Every client posts the clip `--requests` times back to back.
+
+  python3 bench/gpu_http.py --part real --models-dir /tmp/gpu/stage/models \
+      --clip bench/out/clips/tts-5min.flac --out $OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from report import percentile
+from service import Service
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from live_server import LiveServer  # noqa: E402
+
+WINDOW_S = 30
+
+
+class SyntheticServer(LiveServer):
+    def __init__(self, log: Path, shape: str, tokens: int, models_dir: Path) -> None:
+        self.args = ["--shape", shape, "--tokens", str(tokens), "--models-dir", str(models_dir)]
+        super().__init__(log, {})
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, str(ROOT / "bench" / "synthetic_service.py"), *self.args]
+        return subprocess.Popen(
+            [*command, "--port", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+
+def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -> dict[str, Any]:
+    """`clients` threads, each posting `clip` `requests` times; the service's scheduler
+    counters are read before and after."""
+    before = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
+    latencies: list[float] = []
+    errors: list[str] = []
+    data = clip.read_bytes()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=3600) as http:
+            for _ in range(requests):
+                started = time.perf_counter()
+                r = http.post(
+                    "/asr",
+                    params={"output": "json", "language": "en", "model": "base"},
+                    files={"audio_file": (clip.name, data)},
+                )
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors.append(r.text[:200])
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    after = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
+    windows = after.get("windows", 0) - before.get("windows", 0)
+    batches = after.get("batches", 0) - before.get("batches", 0)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "wall_s": round(wall, 2),
+        "rtfx_audio": round(len(latencies) * duration_s / wall),
+        "windows": windows,
+        "rtfx_windows": round(windows * WINDOW_S / wall),
+        "mean_batch": round(windows / batches, 1) if batches else None,
+        "p50_s": round(percentile(latencies, 50), 2) if latencies else None,
+        "p95_s": round(percentile(latencies, 95), 2) if latencies else None,
+    }
+
+
+def duration(clip: Path) -> float:
+    from app.pipeline.decode import decode_to_pcm
+
+    return decode_to_pcm(clip, Path("/tmp/gpu-http-clip.pcm")).duration_ms / 1000
+
+
+def real(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    seconds = duration(args.clip)
+    for engine in args.engines.split(","):
+        env = {
+            "ASR_ENGINE": engine,
+            "DEVICE": "cuda",
+            "MODELS_DIR": str(args.models_dir),
+            "MAX_BATCH_WINDOWS": str(args.batch),
+            "MAX_ACTIVE_REQUESTS": "64",
+            "MAX_QUEUE_SIZE": "256",
+            "DIARIZATION_MODEL": "none",
+        }
+        with Service(args.model, args.out / "cache", args.out / f"service-{engine}.log", env) as s:
+            s.request(_clip(args.clip, seconds))  # warm-up
+            for clients in [int(c) for c in args.clients.split(",")]:
+                row = load(s.url, args.clip, clients, args.requests, seconds)
+                rows.append({"part": "real", "runner": f"service, {engine}", **row})
+                print(rows[-1], flush=True)
+    peers_real(args, seconds, rows)
+
+
+def _clip(path: Path, seconds: float) -> Any:
+    from clips import Clip
+
+    return Clip(path.stem, path, "", seconds)
+
+
+def timed(work: Any, runs: int = 2) -> float:
+    import torch
+
+    work()
+    walls = []
+    for _ in range(runs):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        work()
+        torch.cuda.synchronize()
+        walls.append(time.perf_counter() - started)
+    return min(walls)
+
+
+def peers_real(args: argparse.Namespace, seconds: float, rows: list[dict[str, Any]]) -> None:
+    import torch
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+    from transformers import pipeline
+
+    from app.models.ct2_to_torch import convert
+    from app.pipeline.decode import decode_to_pcm
+
+    audio = decode_to_pcm(args.clip, args.out / "clip.pcm").read()
+    source = args.models_dir / args.model
+    batched = BatchedInferencePipeline(WhisperModel(str(source), "cuda", compute_type="float16"))
+    for size in (16, 64):
+
+        def fw(size: int = size) -> None:
+            segments, _ = batched.transcribe(audio, language="en", beam_size=1, batch_size=size)
+            list(segments)
+
+        wall = timed(fw)
+        rows.append(
+            {
+                "part": "real",
+                "runner": f"faster-whisper batched, bs={size}, greedy",
+                "rtfx_audio": round(seconds / wall),
+                "wall_s": round(wall, 2),
+            }
+        )
+        print(rows[-1], flush=True)
+    folder = convert(source, args.out / "cache", args.model)
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=str(folder),
+        dtype=torch.float16,
+        device="cuda:0",
+        model_kwargs={"attn_implementation": "sdpa"},
+    )
+
+    def hf() -> None:
+        asr(audio.copy(), chunk_length_s=30, batch_size=24, generate_kwargs={"language": "en"})
+
+    wall = timed(hf)
+    rows.append(
+        {
+            "part": "real",
+            "runner": "transformers pipeline (insanely-fast-whisper), bs=24",
+            "rtfx_audio": round(seconds / wall),
+            "wall_s": round(wall, 2),
+        }
+    )
+    print(rows[-1], flush=True)
+
+
+def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    import torch
+
+    seconds = duration(args.clip)
+    for shape in args.shapes.split(","):
+        log = args.out / f"synthetic-{shape}.log"
+        server = SyntheticServer(log, shape, args.tokens, args.models_dir)
+        try:
+            server.wait_ready(600)
+            load(server.url, args.clip, 1, 1, seconds)  # warm-up
+            for clients in [int(c) for c in args.clients.split(",")]:
+                row = load(server.url, args.clip, clients, args.requests, seconds)
+                rows.append(
+                    {
+                        "part": "synthetic",
+                        "shape": shape,
+                        "runner": "service, torch",
+                        "tokens": args.tokens,
+                        **row,
+                    }
+                )
+                print(rows[-1], flush=True)
+        finally:
+            server.stop()
+        peers_synthetic(args, shape, rows)
+        torch.cuda.empty_cache()
+
+
+def peers_synthetic(args: argparse.Namespace, shape: str, rows: list[dict[str, Any]]) -> None:
+    import torch
+    from synthetic_service import random_whisper
+
+    model = random_whisper(shape, "cuda", torch.float16)
+    for size in (16, 64, 128):
+        features = torch.randn(size, 128, 3000, device="cuda", dtype=torch.float16)
+
+        def generate(f: Any = features) -> None:
+            model.generate(
+                f,
+                min_new_tokens=args.tokens,
+                max_new_tokens=args.tokens,
+                do_sample=False,
+                language="en",
+                task="transcribe",
+            )
+
+        wall = timed(generate, runs=1)
+        rows.append(
+            {
+                "part": "synthetic",
+                "shape": shape,
+                "tokens": args.tokens,
+                "runner": f"transformers generate, bs={size}",
+                "rtfx_windows": round(size * WINDOW_S / wall),
+                "wall_s": round(wall, 2),
+            }
+        )
+        print(rows[-1], flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("real", "synthetic"), required=True)
+    parser.add_argument("--models-dir", type=Path, required=True)
+    parser.add_argument("--clip", type=Path, required=True)
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--engines", default="torch,ctranslate2")
+    parser.add_argument("--shapes", default="large-v3,large-v3-turbo")
+    parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--requests", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    try:
+        (real if args.part == "real" else synthetic)(args, rows)
+    finally:
+        path = args.out / f"gpu_http_{args.part}.json"
+        path.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
