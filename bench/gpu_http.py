@@ -64,7 +64,10 @@ def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -
                 started = time.perf_counter()
                 r = http.post(
                     "/asr",
-                    params={"output": "json", "language": "en", "model": "base"},
+                    params={
+                        **{"output": "json", "language": "en", "model": "base"},
+                        **{"diarize": "false", "word_timestamps": "false"},
+                    },
                     files={"audio_file": (clip.name, data)},
                 )
                 if r.status_code == 200:
@@ -232,14 +235,7 @@ def peers_synthetic(args: argparse.Namespace, shape: str, rows: list[dict[str, A
         features = torch.randn(size, 128, 3000, device="cuda", dtype=torch.float16)
 
         def generate(f: Any = features) -> None:
-            model.generate(
-                f,
-                min_new_tokens=args.tokens,
-                max_new_tokens=args.tokens,
-                do_sample=False,
-                language="en",
-                task="transcribe",
-            )
+            model.generate(f, min_new_tokens=args.tokens, max_new_tokens=args.tokens, do_sample=False)
 
         wall = timed(generate, runs=1)
         rows.append(

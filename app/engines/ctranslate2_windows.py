@@ -65,49 +65,97 @@ class CT2WindowDecoder:
         self._suppress: list[int] | None = None
 
     def decode(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+        """Rounds of batched decoding: the whole windows first, then, as the sequential
+        decoder seeks, the rest of any window whose decode stopped at a timestamp before
+        the window's end (Whisper's "the next segment starts here")."""
         if not windows:
             return []
-        features = np.stack([self._features(w.samples) for w in windows])
-        encoded = self._model.encode(features)
-        languages = self._languages(windows, encoded)
-        tokenizers = [
-            self._tokenizer(w.options.task, code)
-            for w, (code, _) in zip(windows, languages, strict=True)
-        ]
-        prompts = [self._prompt(w, t) for w, t in zip(windows, tokenizers, strict=True)]
-        attempts = self._decode_with_fallback(windows, features, encoded, prompts, tokenizers)
-        frames = [_frames(w.samples) for w in windows]
-        pieces = [
-            [] if a.is_silence else self._split(a, t, f)
-            for a, t, f in zip(attempts, tokenizers, frames, strict=True)
-        ]
-        wants_words = [i for i, w in enumerate(windows) if w.options.word_timestamps]
-        for _, indices in _group(wants_words, lambda i: tuple(tokenizers[i].sot_sequence)):
-            chosen = [i for i in indices if pieces[i]]
-            if chosen:
-                self._model.add_word_timestamps(
-                    [pieces[i] for i in chosen],
-                    tokenizers[chosen[0]],
-                    self._subset(encoded, features, chosen),
-                    [frames[i] for i in chosen],
-                    self._prepend,
-                    self._append,
-                    0.0,
-                )
-        return [
-            WindowText(_segments(p, a, t), lang, prob)
-            for p, a, t, (lang, prob) in zip(pieces, attempts, tokenizers, languages, strict=True)
-        ]
-
-    # --- pieces -----------------------------------------------------------------------------
-    def _features(self, samples: Any) -> np.ndarray:
-        """Log-mel of the window padded to 30 s with zero frames, exactly as the sequential
-        decoder builds each of its windows (so one window gives the same text either way)."""
+        languages: list[tuple[str, float]] = []
+        tokenizers: list[Any] = []
+        prompts: list[list[int]] = []
         from faster_whisper.audio import pad_or_trim
 
+        pieces: list[list[dict[str, Any]]] = [[] for _ in windows]
+        mels = [self._mel(w.samples) for w in windows]
+        last_speech: dict[int, float] = {}
+        todo = [(i, 0) for i in range(len(windows))]  # (window, first mel frame to decode)
+        while todo:
+            views = [
+                SpeechWindow(_from_frame(windows[i].samples, seek), windows[i].options)
+                for i, seek in todo
+            ]
+            # Padded with zero frames to 30 s, exactly as the sequential decoder pads each
+            # of its windows (so a window gives the same text either way).
+            features = np.stack([np.asarray(pad_or_trim(mels[i][:, seek:])) for i, seek in todo])
+            encoded = self._model.encode(features)
+            if not languages:  # first round: whole windows, in order
+                languages = self._languages(windows, encoded)
+                tokenizers = [
+                    self._tokenizer(w.options.task, code)
+                    for w, (code, _) in zip(windows, languages, strict=True)
+                ]
+                prompts = [self._prompt(w, t) for w, t in zip(windows, tokenizers, strict=True)]
+            attempts = self._decode_with_fallback(
+                views,
+                features,
+                encoded,
+                [prompts[i] for i, _ in todo],
+                [tokenizers[i] for i, _ in todo],
+            )
+            found: list[list[dict[str, Any]]] = []
+            later: list[tuple[int, int]] = []
+            for (i, seek), view, attempt in zip(todo, views, attempts, strict=True):
+                frames = _frames(view.samples)
+                if attempt.is_silence:  # the sequential decoder skips the rest of it too
+                    found.append([])
+                    continue
+                got, advance = self._split(attempt, tokenizers[i], frames, seek)
+                found.append(got)
+                if 0 < advance < frames:
+                    later.append((i, seek + advance))
+            self._add_words(todo, views, found, tokenizers, features, encoded, last_speech)
+            for (i, _), got in zip(todo, found, strict=True):
+                pieces[i].extend(got)
+            todo = later
+        return [
+            WindowText(_segments(p, t), code, prob)
+            for p, t, (code, prob) in zip(pieces, tokenizers, languages, strict=True)
+        ]
+
+    def _add_words(
+        self,
+        todo: list[tuple[int, int]],
+        views: list[SpeechWindow],
+        found: list[list[dict[str, Any]]],
+        tokenizers: list[Any],
+        features: np.ndarray,
+        encoded: Any,
+        last_speech: dict[int, float],
+    ) -> None:
+        """DTW word times for the pieces of this round that asked for them. One call per
+        window: faster-whisper's word-time rules carry the end of the previous speech from
+        segment to segment, which must not leak from one window (or request) into another;
+        `last_speech` carries it from one round of a window to the next, as it does."""
+        for k, (i, _) in enumerate(todo):
+            if not (views[k].options.word_timestamps and found[k]):
+                continue
+            last_speech[i] = self._model.add_word_timestamps(
+                [found[k]],
+                tokenizers[i],
+                self._subset(encoded, features, [k]),
+                [_frames(views[k].samples)],
+                self._prepend,
+                self._append,
+                last_speech.get(i, 0.0),
+            )
+
+    # --- pieces -----------------------------------------------------------------------------
+    def _mel(self, samples: Any) -> np.ndarray:
+        """The window's log-mel frames (100 per second of audio), computed once: the
+        sequential decoder also slices later rounds out of the first round's mel."""
         extractor = self._model.feature_extractor
         clip = np.asarray(samples, dtype=np.float32)[: extractor.n_samples]
-        return np.asarray(pad_or_trim(extractor(clip)[..., :-1]))
+        return np.asarray(extractor(clip)[..., :-1])
 
     def _languages(self, windows: Sequence[SpeechWindow], encoded: Any) -> list[tuple[str, float]]:
         multilingual = self._model.model.is_multilingual
@@ -224,30 +272,34 @@ class CT2WindowDecoder:
             return ctranslate2.StorageView.from_array(np.ascontiguousarray(rows))
         return self._model.encode(features[indices])  # a GPU's output stays on the GPU
 
-    def _split(self, attempt: _Attempt, tokenizer: Any, frames: int) -> list[dict[str, Any]]:
-        """Cut the tokens at their timestamp pairs; unlike faster-whisper's batched
-        pipeline, text after the last pair is kept (the window ends there anyway)."""
-        tokens = attempt.tokens
-        pieces, _, _ = self._model._split_segments_by_timestamps(
+    def _split(
+        self, attempt: _Attempt, tokenizer: Any, frames: int, seek: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Segments cut at the timestamp pairs (times from the window's start), and how many
+        frames they cover: fewer than `frames` when the decode ended on a pair, which
+        leaves the rest of the window to the next round, as faster-whisper's seek does."""
+        pieces, advance, _ = self._model._split_segments_by_timestamps(
             tokenizer=tokenizer,
-            tokens=tokens,
-            time_offset=0.0,
+            tokens=attempt.tokens,
+            time_offset=seek / 100,
             segment_size=frames,
             segment_duration=frames / 100,
             seek=0,
         )
-        used = sum(len(p["tokens"]) for p in pieces)
-        tail = tokens[used:]
-        if any(t < tokenizer.eot for t in tail) and used:
-            begin = tokenizer.timestamp_begin
-            start = (tail[0] - begin) * 0.02 if tail[0] >= begin else pieces[-1]["end"]
-            pieces.append({"seek": 0, "start": start, "end": frames / 100, "tokens": tail})
-        return [p for p in pieces if any(t < tokenizer.eot for t in p["tokens"])]
+        kept = []
+        for piece in pieces:
+            if any(t < tokenizer.eot for t in piece["tokens"]):
+                kept.append({**piece, "seek": seek, "attempt": attempt})
+        return kept, advance
 
 
 def _frames(samples: Any) -> int:
     """Mel frames of content in the window (100 per second)."""
     return max(1, min(3000, len(samples) // 160))
+
+
+def _from_frame(samples: Any, frame: int) -> Any:
+    return samples[frame * 160 :] if frame else samples
 
 
 def _group[K](indices: list[int], key: Any) -> list[tuple[K, list[int]]]:
@@ -282,11 +334,10 @@ def _pick(attempts: list[_Attempt]) -> _Attempt:
     )
 
 
-def _segments(
-    pieces: list[dict[str, Any]], attempt: _Attempt, tokenizer: Any
-) -> tuple[Segment, ...]:
+def _segments(pieces: list[dict[str, Any]], tokenizer: Any) -> tuple[Segment, ...]:
     out: list[Segment] = []
     for piece in pieces:
+        attempt: _Attempt = piece["attempt"]
         words = tuple(
             Word(_ms(w["start"]), _ms(w["end"]), w["word"], float(w["probability"]))
             for w in piece.get("words") or ()
