@@ -33,6 +33,7 @@ from service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 from live_server import LiveServer  # noqa: E402
 
 WINDOW_S = 30

@@ -92,7 +92,10 @@ class SyntheticEngine(TorchEngine):
     def load(self, name: str, path: Path) -> FixedLengthModel:
         import torch
 
-        folder = convert(path, self._cache_dir, name)  # tokenizer and languages only
+        # Only the tokenizer and languages are used: a folder may hold just those (with an
+        # empty model.bin, so the registry lists it) instead of weights to convert.
+        has_them = (path / "generation_config.json").is_file()
+        folder = path if has_them else convert(path, self._cache_dir, name)
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         model = random_whisper(self.shape, self.device, dtype)
         return FixedLengthModel(f"{self.shape}-random", folder, model, self.tokens)
