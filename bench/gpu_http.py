@@ -86,6 +86,7 @@ def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -
     after = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
     windows = after.get("windows", 0) - before.get("windows", 0)
     batches = after.get("batches", 0) - before.get("batches", 0)
+    engine_s = after.get("engine_seconds", 0.0) - before.get("engine_seconds", 0.0)
     return {
         "clients": clients,
         "requests": len(latencies),
@@ -96,6 +97,8 @@ def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -
         "windows": windows,
         "rtfx_windows": round(windows * WINDOW_S / wall),
         "mean_batch": round(windows / batches, 1) if batches else None,
+        "engine_busy": f"{engine_s / wall:.0%}",
+        "engine_s_per_batch": round(engine_s / batches, 3) if batches else None,
         "p50_s": round(percentile(latencies, 50), 2) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 2) if latencies else None,
     }
@@ -253,6 +256,8 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                 print(rows[-1], flush=True)
         finally:
             server.stop()
+        if not args.peers:
+            continue
         try:
             peers_synthetic(args, shape, rows)
         except Exception as exc:  # keep the service's numbers
@@ -300,6 +305,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=100)
+    parser.add_argument("--no-peers", dest="peers", action="store_false")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

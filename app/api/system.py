@@ -85,6 +85,7 @@ async def queue_metrics(request: Request) -> JSONResponse:
             "mean_batch_windows": round(done.windows / done.batches, 2) if done.batches else 0.0,
             "largest_batch": done.largest_batch,
             "cancelled_windows": done.cancelled,
+            "engine_seconds": round(done.engine_s, 3),
         }
     return JSONResponse(
         {

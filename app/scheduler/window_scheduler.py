@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -71,6 +72,8 @@ class SchedulerStats:
     windows: int = 0
     largest_batch: int = 0
     cancelled: int = 0
+    engine_s: float = 0.0
+    """Seconds the engine spent on batches (busy time: engine_s / wall time = utilisation)."""
 
 
 class WindowScheduler:
@@ -188,6 +191,7 @@ class WindowScheduler:
         self.stats.largest_batch = max(self.stats.largest_batch, len(live))
         self._on_batch(len(live))
         windows = [q.window for q in live]
+        started = time.perf_counter()
         try:
             results = self._run_batch(lambda: model.decode_windows(windows))
         except BaseException as exc:  # handed to the waiting requests
@@ -199,6 +203,8 @@ class WindowScheduler:
             for queued in live:
                 self._decode_alone(model, queued)
             return
+        finally:
+            self.stats.engine_s += time.perf_counter() - started
         for queued, result in zip(live, results, strict=True):
             queued.future.set_result(result)
 
