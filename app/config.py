@@ -17,9 +17,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     asr_engine: EngineName = "auto"
-    """ASR engine: `auto` picks MLX on macOS arm64 and CTranslate2 elsewhere; `torch` is
-    Whisper through transformers (greedy, windows decoded in batches; not yet the CUDA
-    default: it has not been measured on a GPU)."""
+    """ASR engine: `auto` picks MLX on macOS arm64, torch when CUDA is available (and DEVICE
+    is `auto` or `cuda`), CTranslate2 otherwise; `torch` is Whisper through transformers
+    (greedy, one segment per window); `ctranslate2` is faster-whisper (int8 on CPU)."""
 
     device: str = "auto"
     """Device for inference: `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `mps`."""

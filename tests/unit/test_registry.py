@@ -98,3 +98,22 @@ def test_hub_cache_and_local_folder_serve_offline(tmp_path: Path) -> None:
     local = reg.resolve("my-finetune")
     assert local.source == "local" and local.path == tmp_path / "models" / "my-finetune"
     assert {"small", "my-finetune", "base", "tiny.en"} <= set(reg.available_names())
+
+
+def test_auto_engine_is_torch_on_cuda_and_ctranslate2_on_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.engines import select
+
+    def settings(**values: str) -> Settings:
+        return Settings(_env_file=None, cache_dir=tmp_path, **values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(select, "is_apple_silicon", lambda: False)
+    monkeypatch.setattr(select, "cuda_available", lambda: True)
+    assert select.engine_name(settings()) == "torch"
+    assert select.engine_name(settings(device="cpu")) == "ctranslate2"
+    assert select.engine_name(settings(asr_engine="ctranslate2")) == "ctranslate2"
+    monkeypatch.setattr(select, "cuda_available", lambda: False)
+    assert select.engine_name(settings()) == "ctranslate2"
+    monkeypatch.setattr(select, "is_apple_silicon", lambda: True)
+    assert select.engine_name(settings()) == "mlx"
