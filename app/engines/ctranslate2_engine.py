@@ -154,6 +154,12 @@ class CTranslate2Engine:
         self._batch_size = batch_size
         self._cpu_threads = cpu_threads or os.cpu_count() or 1
         self._num_workers = num_workers
+        import ctranslate2
+
+        # The fallback samples at temperatures > 0: a fixed seed makes a fresh server give
+        # the same transcripts for the same requests in the same order (benchmarks compare
+        # decoders run to run; CTranslate2's generator is process-wide).
+        ctranslate2.set_random_seed(0)
 
     def load(self, name: str, path: Path) -> CTranslate2Model:
         from faster_whisper import WhisperModel
