@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from audio_tools import wer  # noqa: E402
+from synthetic_service import random_whisper  # noqa: E402
 
 from app.domain import Audio, DecodeOptions  # noqa: E402
 from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowTask  # noqa: E402
@@ -42,10 +43,7 @@ from app.engines.torch_engine import TorchEngine  # noqa: E402
 from app.pipeline.decode import decode_to_pcm  # noqa: E402
 
 WINDOW_S = 30
-SHAPES = {  # transformers' WhisperConfig fields of the released models
-    "large-v3": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 32, "heads": 20},
-    "large-v3-turbo": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 4, "heads": 20},
-}
+SHAPES = ("large-v3", "large-v3-turbo")
 
 
 def timed(work: Callable[[], Any], runs: int) -> tuple[float, Any]:
@@ -125,31 +123,13 @@ def real_speech(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
 
 
 def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
-    for name, shape in SHAPES.items():
-        synthetic_shape(name, shape, args, rows)
+    for name in SHAPES:
+        synthetic_shape(name, args, rows)
         torch.cuda.empty_cache()
 
 
-def synthetic_shape(
-    name: str, shape: dict[str, int], args: argparse.Namespace, rows: list[dict[str, Any]]
-) -> None:
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    width = shape["d_model"]
-    config = WhisperConfig(
-        vocab_size=51866,
-        num_mel_bins=128,
-        d_model=width,
-        encoder_layers=shape["encoder_layers"],
-        decoder_layers=shape["decoder_layers"],
-        encoder_attention_heads=shape["heads"],
-        decoder_attention_heads=shape["heads"],
-        encoder_ffn_dim=4 * width,
-        decoder_ffn_dim=4 * width,
-    )
-    torch.manual_seed(0)
-    model: Any = WhisperForConditionalGeneration(config)
-    model = model.to("cuda", torch.float16).eval()
+def synthetic_shape(name: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    model = random_whisper(name, "cuda", torch.float16)
     prefix = (50258, 50259, 50360, 50364)  # sot, en, transcribe, notimestamps
     # No end-of-text (id -1 is never chosen): every window decodes exactly --tokens.
     vocabulary = Vocabulary(
