@@ -32,6 +32,7 @@ from app.pipeline.align import align_in_spans
 from app.pipeline.asr import transcribe_blocks
 from app.pipeline.decode import decode_to_pcm
 from app.pipeline.diarize import diarize_recording
+from app.pipeline.options import check_options
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
 from app.pipeline.window_asr import transcribe_windows
@@ -290,22 +291,3 @@ class Pipeline:
 def _within(stage: str, progress: Progress) -> Callable[[float], None]:
     low, high = _SPANS[stage]
     return lambda fraction: progress(stage, low + (high - low) * fraction)
-
-
-def check_options(name: str, english_only: bool, options: DecodeOptions) -> None:
-    """English-only models cannot translate or transcribe other languages: say so rather
-    than silently transcribing as English (which is what the engines would do)."""
-    if not english_only:
-        return
-    if options.task == "translate":
-        raise InvalidRequest(
-            f"Model '{name}' is English-only and cannot translate; use a multilingual "
-            "model such as 'base'.",
-            param="model",
-        )
-    if options.language not in (None, "en"):
-        raise InvalidRequest(
-            f"Model '{name}' is English-only but language='{options.language}' was "
-            "requested; use a multilingual model such as 'base'.",
-            param="language",
-        )
