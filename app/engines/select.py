@@ -15,7 +15,9 @@ from app.config import Settings
 from app.engines.base import Engine
 from app.errors import EngineUnavailable
 
-_TORCH_BATCH = 16  # windows per torch engine batch (the pipeline hands it 4 at a time)
+# Windows per torch batch when a request is decoded without the scheduler (MAX_BATCH_WINDOWS=0,
+# blocks of 4); with it, each scheduler batch is one engine batch.
+_TORCH_BATCH = 16
 
 
 def is_apple_silicon() -> bool:
