@@ -22,13 +22,12 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from report import percentile
+from report import concurrently, percentile
 from service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,13 +75,7 @@ def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -
                 else:
                     errors.append(r.text[:200])
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = concurrently([client] * clients)
     after = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
     windows = after.get("windows", 0) - before.get("windows", 0)
     batches = after.get("batches", 0) - before.get("batches", 0)

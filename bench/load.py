@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
 from clips import Clip
-from report import Samples, Table, percentile
+from report import Samples, Table, concurrently, percentile
 from service import Service
 
 
@@ -80,19 +80,12 @@ def throughput_section(
             for n in clients:
                 latencies: list[float] = []
                 errors: list[float] = []
-                threads = [
-                    threading.Thread(
-                        target=_client_loop,
-                        args=(svc.url, clip, model, per_client, latencies, errors),
-                    )
-                    for _ in range(n)
-                ]
-                started = time.perf_counter()
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                wall = time.perf_counter() - started
+                wall = concurrently(
+                    [
+                        partial(_client_loop, svc.url, clip, model, per_client, latencies, errors)
+                        for _ in range(n)
+                    ]
+                )
                 done = len(latencies)
                 table.add(
                     permits,

@@ -10,7 +10,9 @@ import platform
 import shutil
 import statistics
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -35,6 +37,17 @@ class Samples:
         if len(self.values) < 2:
             return "-"
         return f"{min(self.values):.{digits}f}-{max(self.values):.{digits}f}"
+
+
+def concurrently(work: list[Callable[[], object]]) -> float:
+    """Run each callable on its own thread, all at once; the wall seconds until all end."""
+    threads = [threading.Thread(target=w) for w in work]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
 
 
 def percentile(values: list[float], q: float) -> float:

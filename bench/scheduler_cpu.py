@@ -17,12 +17,11 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
-import time
+from functools import partial
 from pathlib import Path
 
 from clips import OUT, Clip, clip
-from report import Table, header, loadavg, percentile
+from report import Table, concurrently, header, loadavg, percentile
 from service import Service
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -61,16 +60,9 @@ def throughput(
                 service.request(c)  # warm-up: first-call set-up of every clip's shape
             for n in clients:
                 results: list[tuple[str, float]] = []
-                threads = [
-                    threading.Thread(target=_client, args=(service, clips, per_client, i, results))
-                    for i in range(n)
-                ]
-                started = time.perf_counter()
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                wall = time.perf_counter() - started
+                wall = concurrently(
+                    [partial(_client, service, clips, per_client, i, results) for i in range(n)]
+                )
                 ok = [w for status, w in results if status == "ok"]
                 table.add(
                     label,
