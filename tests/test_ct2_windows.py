@@ -68,7 +68,7 @@ def test_only_the_window_that_fails_its_checks_is_decoded_again(
     scores = [r.segments[0].avg_logprob for r in first]
     assert all(s.temperature == 0.0 for r in first for s in r.segments)
     # A floor between the two windows' scores: exactly one of them now fails.
-    monkeypatch.setattr(ctranslate2_windows, "_LOG_PROB_FLOOR", sum(scores) / 2)
+    monkeypatch.setattr(ctranslate2_windows, "LOG_PROB_THRESHOLD", sum(scores) / 2)
     decoder = base._windows
     calls: list[tuple[float, int]] = []
     generate = decoder._generate

@@ -9,6 +9,13 @@ from typing import Protocol
 
 from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript
 
+# faster-whisper's per-window quality checks (the defaults of WhisperModel.transcribe): a
+# window fails when its text compresses too well (a repetition loop) or its average
+# log-probability is too low, unless its no-speech probability says it is silence.
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
 # Whisper's fallback schedule: start greedy, re-decode hotter when a window fails the
 # compression-ratio or log-probability checks.
 FALLBACK_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -28,20 +35,21 @@ def prompt_with_hotwords(prompt: str | None, hotwords: str | None) -> str | None
     return " ".join(parts) or None
 
 
-def engine_transcript(
+def whisper_transcript(
     name: str,
     segments: tuple[Segment, ...],
     language: str,
     probability: float,
-    audio: Audio,
+    duration_ms: int,
     options: DecodeOptions,
 ) -> Transcript:
-    """What an engine returns for one call (word times, when asked for, come from DTW)."""
+    """Whisper's transcript of `duration_ms` of audio, as an engine call or the pipeline's
+    ASR stage returns it (word times, when asked for, come from DTW)."""
     return Transcript(
         segments=segments,
         language=language,
         language_probability=float(probability),
-        duration_ms=audio.duration_ms,
+        duration_ms=duration_ms,
         task=options.task,
         model=name,
         word_timestamps="whisper-dtw" if options.word_timestamps else None,

@@ -21,9 +21,9 @@ from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript,
 from app.engines.base import (
     SpeechWindow,
     WindowText,
-    engine_transcript,
     english_only_guess,
     temperature_schedule,
+    whisper_transcript,
 )
 from app.engines.ctranslate2_windows import CT2WindowDecoder
 
@@ -97,8 +97,8 @@ class CTranslate2Model:
             kwargs["temperature"] = list(temperatures)
             segments, info = self._model.transcribe(samples, **kwargs)
         result = tuple(_segment(i, s) for i, s in enumerate(segments))  # decoding happens here
-        return engine_transcript(
-            self.name, result, info.language, info.language_probability, audio, options
+        return whisper_transcript(
+            self.name, result, info.language, info.language_probability, audio.duration_ms, options
         )
 
     def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:

@@ -21,12 +21,16 @@ from typing import Any
 import numpy as np
 
 from app.domain import Segment, Word
-from app.engines.base import SpeechWindow, WindowText, temperature_schedule
+from app.engines.base import (
+    COMPRESSION_RATIO_THRESHOLD,
+    LOG_PROB_THRESHOLD,
+    NO_SPEECH_THRESHOLD,
+    SpeechWindow,
+    WindowText,
+    temperature_schedule,
+)
 
 # faster-whisper's defaults for the sequential decoder (WhisperModel.transcribe).
-_COMPRESSION_RATIO_LIMIT = 2.4
-_LOG_PROB_FLOOR = -1.0
-_NO_SPEECH_THRESHOLD = 0.6
 _BEST_OF = 5
 _MAX_INITIAL_TIMESTAMP_INDEX = 50  # 1 s
 
@@ -41,15 +45,15 @@ class _Attempt:
 
     @property
     def failed(self) -> bool:
-        silent = self.no_speech_prob > _NO_SPEECH_THRESHOLD and self.avg_logprob < _LOG_PROB_FLOOR
-        poor = self.compression_ratio > _COMPRESSION_RATIO_LIMIT or (
-            self.avg_logprob < _LOG_PROB_FLOOR
+        silent = self.no_speech_prob > NO_SPEECH_THRESHOLD and self.avg_logprob < LOG_PROB_THRESHOLD
+        poor = self.compression_ratio > COMPRESSION_RATIO_THRESHOLD or (
+            self.avg_logprob < LOG_PROB_THRESHOLD
         )
         return poor and not silent
 
     @property
     def is_silence(self) -> bool:
-        return self.no_speech_prob > _NO_SPEECH_THRESHOLD and self.avg_logprob <= _LOG_PROB_FLOOR
+        return self.no_speech_prob > NO_SPEECH_THRESHOLD and self.avg_logprob <= LOG_PROB_THRESHOLD
 
 
 class CT2WindowDecoder:
@@ -68,13 +72,13 @@ class CT2WindowDecoder:
         """Rounds of batched decoding: the whole windows first, then, as the sequential
         decoder seeks, the rest of any window whose decode stopped at a timestamp before
         the window's end (Whisper's "the next segment starts here")."""
+        from faster_whisper.audio import pad_or_trim
+
         if not windows:
             return []
         languages: list[tuple[str, float]] = []
         tokenizers: list[Any] = []
         prompts: list[list[int]] = []
-        from faster_whisper.audio import pad_or_trim
-
         pieces: list[list[dict[str, Any]]] = [[] for _ in windows]
         mels = [self._mel(w.samples) for w in windows]
         last_speech: dict[int, float] = {}
@@ -327,7 +331,7 @@ def _pick(attempts: list[_Attempt]) -> _Attempt:
     last = attempts[-1]
     if not last.failed:
         return last
-    fluent = [a for a in attempts if a.compression_ratio <= _COMPRESSION_RATIO_LIMIT]
+    fluent = [a for a in attempts if a.compression_ratio <= COMPRESSION_RATIO_THRESHOLD]
     best = max(fluent or attempts, key=lambda a: a.avg_logprob)
     return _Attempt(
         best.tokens, best.avg_logprob, best.no_speech_prob, best.compression_ratio, last.temperature

@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 
-COMPRESSION_RATIO_THRESHOLD = 2.4
-LOG_PROB_THRESHOLD = -1.0
-NO_SPEECH_THRESHOLD = 0.6
+from app.engines.base import (
+    COMPRESSION_RATIO_THRESHOLD,
+    LOG_PROB_THRESHOLD,
+    NO_SPEECH_THRESHOLD,
+)
 
 
 @dataclass(frozen=True)

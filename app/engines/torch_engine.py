@@ -29,10 +29,10 @@ from app.domain import Audio, DecodeOptions, LanguageGuess, Segment, Transcript,
 from app.engines.base import (
     SpeechWindow,
     WindowText,
-    engine_transcript,
     english_only_guess,
     prompt_with_hotwords,
     temperature_schedule,
+    whisper_transcript,
 )
 from app.engines.torch_audio import SAMPLE_RATE, WINDOW_SAMPLES, log_mel, word_times
 from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowTask
@@ -115,8 +115,8 @@ class TorchWhisperModel:
                     _shifted(segment, offset, len(segments), start // 160)
                     for segment in text.segments
                 )
-        return engine_transcript(
-            self.name, tuple(segments), language or "en", probability, audio, options
+        return whisper_transcript(
+            self.name, tuple(segments), language or "en", probability, audio.duration_ms, options
         )
 
     def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:

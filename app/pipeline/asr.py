@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from app.domain import Audio, DecodeOptions, Segment, Transcript
-from app.engines.base import LoadedModel
+from app.engines.base import LoadedModel, whisper_transcript
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.windows import Block, Timeline
 
@@ -82,12 +82,6 @@ def transcribe_blocks(
             prompt = _carried_prompt(result.segments)
         done += block.samples
         progress(done / total)
-    return Transcript(
-        segments=tuple(segments),
-        language=language or "en",
-        language_probability=probability,
-        duration_ms=pcm.duration_ms,
-        task=options.task,
-        model=model.name,
-        word_timestamps="whisper-dtw" if options.word_timestamps else None,
+    return whisper_transcript(
+        model.name, tuple(segments), language or "en", probability, pcm.duration_ms, options
     )

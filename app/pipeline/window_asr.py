@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 
 from app.domain import DecodeOptions, Segment, Transcript
-from app.engines.base import SpeechWindow, WindowText
+from app.engines.base import SpeechWindow, WindowText, whisper_transcript
 from app.pipeline.asr import restore_times
 from app.pipeline.pcm import PcmFile
 from app.pipeline.windows import Window
@@ -70,12 +70,6 @@ def transcribe_windows(
             in_flight.append((window, submit(window, language)))
         window, future = in_flight.popleft()
         keep(window, future.result())
-    return Transcript(
-        segments=tuple(segments),
-        language=language or "en",
-        language_probability=probability,
-        duration_ms=pcm.duration_ms,
-        task=options.task,
-        model=stream.model.name,
-        word_timestamps="whisper-dtw" if options.word_timestamps else None,
+    return whisper_transcript(
+        stream.model.name, tuple(segments), language or "en", probability, pcm.duration_ms, options
     )
