@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     (scheduler off) also the HTTP transcriptions that run at once (a semaphore around
     inference); with the scheduler on, MAX_ACTIVE_REQUESTS is that limit."""
 
+    decode_processes: int = Field(default=-1, ge=-1, le=64)
+    """Worker processes that decode uploads to PCM (PyAV holds the GIL for much of a
+    decode; in processes it does not slow the rest of the server). -1 = half the CPU
+    cores, 1 to 8; 0 = decode in the request's own thread."""
+
     max_queue_size: int = Field(default=32, ge=0)
     """Requests that may wait for a permit; past it, 503 with Retry-After. 0 = no waiting."""
 

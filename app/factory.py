@@ -33,6 +33,7 @@ from app.jobs.worker import JobWorker
 from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
+from app.pipeline.decode_pool import AudioDecoder, auto_processes
 from app.pipeline.runner import Pipeline
 from app.scheduler.window_scheduler import WindowScheduler, run_here
 from app.services.admission import Admission
@@ -79,6 +80,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # one thread (see its module).
     state.torch_thread = torch_thread = ComputeThread("torch")
     state.scheduler = scheduler = build_scheduler(settings, state.engine, torch_thread, metrics)
+    decoder = AudioDecoder(auto_processes(settings.decode_processes))
+    await asyncio.to_thread(decoder.warm_up)
     state.pipeline = Pipeline(
         settings,
         state.engine,
@@ -89,6 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         diarization=DiarizationService(settings, state.hub, state.model_cache, device),
         torch_thread=torch_thread,
         scheduler=scheduler,
+        decoder=decoder,
     )
     work_root = settings.data_dir / "work"
     # Decoded audio of transcriptions a stopped server left behind: their jobs start over.
@@ -136,6 +140,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.to_thread(scheduler.close)
         await asyncio.to_thread(state.model_cache.unload_all)
         torch_thread.close()
+        await asyncio.to_thread(decoder.close)
 
 
 def build_scheduler(

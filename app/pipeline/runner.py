@@ -30,7 +30,7 @@ from app.metrics import Metrics
 from app.models.registry import ModelRef, ModelRegistry
 from app.pipeline.align import align_in_spans
 from app.pipeline.asr import transcribe_blocks
-from app.pipeline.decode import decode_to_pcm
+from app.pipeline.decode_pool import AudioDecoder
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
@@ -88,11 +88,13 @@ class Pipeline:
         diarization: DiarizationService | None = None,
         torch_thread: ComputeThread | None = None,
         scheduler: WindowScheduler | None = None,
+        decoder: AudioDecoder | None = None,
     ) -> None:
         """`torch_thread`: where alignment and diarization run (app/compute_thread.py says
         why one thread); a new one when not given. `scheduler`: where windows are decoded,
         batched with other requests' windows; None = each request decodes its own windows
-        in blocks, one after another (the sequential decoder)."""
+        in blocks, one after another (the sequential decoder). `decoder`: where uploads are
+        decoded (worker processes); in the calling thread when not given."""
         self.settings = settings
         self.engine = engine
         self.registry = registry
@@ -102,6 +104,7 @@ class Pipeline:
         self.diarization = diarization
         self.torch_thread = torch_thread or ComputeThread("torch")
         self.scheduler = scheduler
+        self.decoder = decoder or AudioDecoder(0)
 
     # --- before the permit ----------------------------------------------------------------
     def prepare(self, request: TranscriptionRequest) -> ModelRef:
@@ -124,7 +127,9 @@ class Pipeline:
         limit = self.settings.max_audio_duration_s or math.inf
         pcm = self._timed(
             "decode",
-            lambda: decode_to_pcm(src, work / "audio.pcm", encoded=encoded, max_duration_s=limit),
+            lambda: self.decoder.decode(
+                src, work / "audio.pcm", encoded=encoded, max_duration_s=limit
+            ),
         )
         self.metrics.audio_duration.observe(pcm.duration_ms / 1000)
         return pcm
