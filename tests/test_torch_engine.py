@@ -165,3 +165,41 @@ def test_multilingual_language_detection_and_transcription(
     english = normalize(" ".join(s.text for s in translated.segments))
     assert translated.task == "translate" and len(english) >= 5
     assert english != normalize(" ".join(s.text for s in transcript.segments))
+
+
+def test_static_decoder_follows_transformers_decoder(
+    torch_model: TorchWhisperModel, tmp_path: Path
+) -> None:
+    """The preallocated-cache decoder (CUDA graphs on a GPU) against transformers' own
+    decoder with its dynamic cache: the same greedy tokens and logits for 40 steps, on a
+    batch of two real windows of different lengths."""
+    import torch
+
+    from app.engines.torch_audio import log_mel
+    from app.engines.torch_static_decoder import StaticDecoder
+
+    model = torch_model._model
+    audio = samples(CONVERSATION, tmp_path)
+    mels, _ = log_mel([audio[:WINDOW], audio[len(audio) // 2 :]], torch_model._filters)
+    states = torch_model._decoder.encode(mels)
+    prefix = torch.tensor([[50257, 50362], [50257, 50362]])  # <|startoftranscript|>, notimestamps
+    static = StaticDecoder(model)
+    with torch.inference_mode():
+        hidden = static.prefill(states, prefix)
+        ours = static.logits(hidden[:, -1])
+        out = model.model.decoder(input_ids=prefix, encoder_hidden_states=states, use_cache=True)
+        theirs = model.proj_out(out.last_hidden_state[:, -1]).float()
+        cache = out.past_key_values
+        for step in range(40):
+            torch.testing.assert_close(ours, theirs, atol=2e-3, rtol=1e-3)
+            chosen = theirs.argmax(-1)
+            assert torch.equal(ours.argmax(-1), chosen), f"step {step}"
+            ours = static.step(chosen, prefix.shape[1] + step)
+            out = model.model.decoder(
+                input_ids=chosen[:, None],
+                encoder_hidden_states=states,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache = out.past_key_values
+            theirs = model.proj_out(out.last_hidden_state[:, -1]).float()

@@ -25,6 +25,9 @@ from app.engines.base import (
     LOG_PROB_THRESHOLD,
     NO_SPEECH_THRESHOLD,
 )
+from app.engines.torch_static_decoder import StaticDecoder
+
+_SYNC_EVERY = 4  # decoder steps between checks that every window has ended
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class WindowDecoder:
         self.vocabulary = vocabulary
         self.decode_text = decode_text
         self.max_positions = int(model.config.max_target_positions)
+        self.static = StaticDecoder(model)
 
     @torch.inference_mode()
     def encode(self, mels: torch.Tensor) -> torch.Tensor:
@@ -119,19 +123,19 @@ class WindowDecoder:
         temperature: float,
         generator: torch.Generator | None,
     ) -> list[WindowResult]:
-        model, vocab = self.model, self.vocabulary
+        vocab, decoder = self.vocabulary, self.static
         batch, device = len(prefixes), states.device
         ids = torch.tensor(prefixes, device=device)
-        out = model.model.decoder(input_ids=ids, encoder_hidden_states=states, use_cache=True)
-        cache, hidden = out.past_key_values, out.last_hidden_state
-        sot_logits = model.proj_out(hidden[:, sot_index]).float()
-        no_speech = sot_logits.softmax(-1)[:, vocab.no_speech].tolist()
-        logits = model.proj_out(hidden[:, -1]).float()
+        hidden = decoder.prefill(states, ids)
+        no_speech = decoder.logits(hidden[:, sot_index]).softmax(-1)[:, vocab.no_speech].tolist()
+        logits = decoder.logits(hidden[:, -1])
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         sum_logprob = torch.zeros(batch, device=device)
-        steps = self.max_positions - ids.shape[1]
-        # Chosen tokens and their log-probabilities stay on the device until the end: one
-        # host synchronisation per step (the all-finished check), not one per window.
+        length = ids.shape[1]
+        steps = self.max_positions - length
+        # Chosen tokens and their log-probabilities stay on the device until the end, and
+        # the all-finished check reads the device every few steps only: the host queues
+        # steps ahead of the GPU instead of waiting on each one.
         chosen_all = torch.full((batch, steps), vocab.eot, dtype=torch.long, device=device)
         logprob_all = torch.zeros(batch, steps, device=device)
         suppress = torch.tensor(vocab.suppress, device=device)
@@ -152,16 +156,10 @@ class WindowDecoder:
             sum_logprob += torch.where(finished, 0.0, picked)  # the end-of-text counts too
             chosen_all[:, step], logprob_all[:, step] = chosen, picked
             finished |= chosen == vocab.eot
-            if bool(finished.all()):
+            if step % _SYNC_EVERY == _SYNC_EVERY - 1 and bool(finished.all()):
                 break
-            out = model.model.decoder(
-                input_ids=chosen[:, None],
-                encoder_hidden_states=states,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache = out.past_key_values
-            logits = model.proj_out(out.last_hidden_state[:, -1]).float()
+            if step + 1 < steps:
+                logits = decoder.step(chosen, length + step)
         tokens, probs = [], []
         for row, logprob_row in zip(chosen_all.tolist(), logprob_all.tolist(), strict=True):
             length = row.index(vocab.eot) if vocab.eot in row else len(row)

@@ -221,6 +221,7 @@ class TorchWhisperModel:
         return [dict(zip(codes, row, strict=True)) for row in probs]
 
     def unload(self) -> None:
+        del self._decoder  # it holds the model too, and its caches and CUDA graphs
         self._model = None
         gc.collect()
 
