@@ -33,6 +33,7 @@ from service import Service
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
+from audio_tools import wer  # noqa: E402
 from live_server import LiveServer  # noqa: E402
 
 WINDOW_S = 30
@@ -50,9 +51,17 @@ class SyntheticServer(LiveServer):
         )
 
 
-def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -> dict[str, Any]:
+def load(
+    url: str,
+    clip: Path,
+    clients: int,
+    requests: int,
+    duration_s: float,
+    profile: tuple[str, int, Path] | None = None,
+) -> dict[str, Any]:
     """`clients` threads, each posting `clip` `requests` times; the service's scheduler
-    counters are read before and after."""
+    counters are read before and after. `profile` = (py-spy, server pid, output): the
+    server's threads sampled for the first 20 s of the load (collapsed stacks)."""
     before = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
     latencies: list[float] = []
     errors: list[str] = []
@@ -75,7 +84,18 @@ def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -
                 else:
                     errors.append(r.text[:200])
 
+    spy = None
+    if profile is not None:
+        binary, pid, output = profile
+        options = ["--duration", "20", "--rate", "50", "--format", "raw", "--subprocesses"]
+        spy = subprocess.Popen(
+            [binary, "record", "--pid", str(pid), *options, "--nonblocking", "-o", str(output)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
     wall = concurrently([client] * clients)
+    if spy is not None:
+        spy.wait(timeout=60)
     after = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
     windows = after.get("windows", 0) - before.get("windows", 0)
     batches = after.get("batches", 0) - before.get("batches", 0)
@@ -97,6 +117,16 @@ def load(url: str, clip: Path, clients: int, requests: int, duration_s: float) -
     }
 
 
+def _profile(
+    args: argparse.Namespace, pid: int, tag: str, clients: int
+) -> tuple[str, int, Path] | None:
+    """Profile the run with the most clients, when `--py-spy` names the profiler."""
+    most = max(int(c) for c in args.clients.split(","))
+    if not args.py_spy or clients != most:
+        return None
+    return args.py_spy, pid, args.out / f"profile-{tag}.txt"
+
+
 def duration(clip: Path) -> float:
     from app.pipeline.decode import decode_to_pcm
 
@@ -116,9 +146,15 @@ def real(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             "DIARIZATION_MODEL": "none",
         }
         with Service(args.model, args.out / "cache", args.out / f"service-{engine}.log", env) as s:
-            s.request(_clip(args.clip, seconds))  # warm-up
+            _, text = s.request(_clip(args.clip, seconds))  # warm-up, scored
+            script = args.clip.with_suffix(".txt")
+            if script.is_file():
+                score = round(wer(script.read_text(), text), 4)
+                rows.append({"part": "real", "runner": f"service, {engine}", "wer": score})
+                print(rows[-1], flush=True)
             for clients in [int(c) for c in args.clients.split(",")]:
-                row = load(s.url, args.clip, clients, args.requests, seconds)
+                spy = _profile(args, s.process.pid, f"real-{engine}-{clients}", clients)
+                row = load(s.url, args.clip, clients, args.requests, seconds, spy)
                 rows.append({"part": "real", "runner": f"service, {engine}", **row})
                 print(rows[-1], flush=True)
     peers_real(args, seconds, rows)
@@ -236,7 +272,8 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             server.wait_ready(600)
             load(server.url, args.clip, 1, 1, seconds)  # warm-up
             for clients in [int(c) for c in args.clients.split(",")]:
-                row = load(server.url, args.clip, clients, args.requests, seconds)
+                spy = _profile(args, server.process.pid, f"{shape}-{clients}", clients)
+                row = load(server.url, args.clip, clients, args.requests, seconds, spy)
                 rows.append(
                     {
                         "part": "synthetic",
@@ -299,6 +336,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument("--py-spy", default="", help="py-spy binary: profile the largest load")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
