@@ -61,7 +61,7 @@ def load(
 ) -> dict[str, Any]:
     """`clients` threads, each posting `clip` `requests` times; the service's scheduler
     counters are read before and after. `profile` = (py-spy, server pid, output): the
-    server's threads sampled for the first 20 s of the load (collapsed stacks)."""
+    server's GIL holders sampled for the first 20 s of the load (collapsed stacks)."""
     before = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
     latencies: list[float] = []
     errors: list[str] = []
@@ -87,7 +87,7 @@ def load(
     spy = None
     if profile is not None:
         binary, pid, output = profile
-        options = ["--duration", "20", "--rate", "50", "--format", "raw", "--subprocesses"]
+        options = ["--duration", "20", "--rate", "50", "--format", "raw", "--subprocesses", "--gil"]
         spy = subprocess.Popen(
             [binary, "record", "--pid", str(pid), *options, "--nonblocking", "-o", str(output)],
             stdout=subprocess.DEVNULL,
