@@ -71,6 +71,7 @@ class FixedLengthModel(TorchWhisperModel):
             eot=-1,  # never chosen: no window ends early
             no_speech=vocabulary.no_speech,
             timestamp_begin=vocabulary.timestamp_begin,
+            no_timestamps=vocabulary.no_timestamps,
             blank=(),
             suppress=(vocabulary.eot,),
         )

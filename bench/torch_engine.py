@@ -133,7 +133,12 @@ def synthetic_shape(name: str, args: argparse.Namespace, rows: list[dict[str, An
     prefix = (50258, 50259, 50360, 50364)  # sot, en, transcribe, notimestamps
     # No end-of-text (id -1 is never chosen): every window decodes exactly --tokens.
     vocabulary = Vocabulary(
-        eot=-1, no_speech=50363, timestamp_begin=50365, blank=(), suppress=(50257,)
+        eot=-1,
+        no_speech=50363,
+        timestamp_begin=50365,
+        no_timestamps=50364,
+        blank=(),
+        suppress=(50257,),
     )
     decoder = WindowDecoder(model, vocabulary, lambda tokens: "x" * len(tokens))
     decoder.max_positions = len(prefix) + args.tokens

@@ -43,8 +43,9 @@ def samples(path: Path, tmp_path: Path) -> np.ndarray:
 def ct2_windows(
     model: Any, audio: np.ndarray, word_timestamps: bool, language: str = "en"
 ) -> list[Any]:
-    """CTranslate2 float32 on each 30 s window alone, greedy, no timestamp tokens, no
-    carried text: what the torch engine's batched windows are."""
+    """CTranslate2 float32 (faster-whisper's sequential decoder) on each 30 s window alone,
+    greedy, with timestamp tokens (seeking within the window), no text carried between
+    windows: what the torch engine's batched windows are."""
     segments = []
     for start in range(0, len(audio), WINDOW):
         found, _ = model.transcribe(
@@ -52,7 +53,7 @@ def ct2_windows(
             language=language,
             beam_size=1,
             temperature=[0.0],
-            without_timestamps=True,
+            without_timestamps=False,
             condition_on_previous_text=False,
             vad_filter=False,
             word_timestamps=word_timestamps,
@@ -68,7 +69,9 @@ def test_same_words_as_ctranslate2_float32(
     audio = samples(clip, tmp_path)
     ours = torch_model.transcribe(Audio(audio), DecodeOptions(beam_size=1, temperature=None))
     theirs = ct2_windows(ct2_model, audio, word_timestamps=False)
-    assert len(ours.segments) == len(theirs) == -(-len(audio) // WINDOW)
+    assert len(ours.segments) == len(theirs) >= -(-len(audio) // WINDOW)
+    starts = [s.start_ms / 1000 for s in ours.segments]
+    assert np.allclose(starts, [offset + s.start for offset, s in theirs], atol=0.021)
     assert normalize(" ".join(s.text for s in ours.segments)) == normalize(
         " ".join(s.text for _, s in theirs)
     )
@@ -112,9 +115,9 @@ def test_a_window_that_fails_its_checks_is_decoded_again_hotter(
     # and the most probable attempt is kept.
     monkeypatch.setattr(torch_decoding, "LOG_PROB_THRESHOLD", -0.0001)
     passes.clear()
-    (segment,) = torch_model.transcribe(Audio(audio), DecodeOptions(temperature=None)).segments
+    segments = torch_model.transcribe(Audio(audio), DecodeOptions(temperature=None)).segments
     assert passes == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert segment.temperature in passes
+    assert segments and all(s.temperature in passes for s in segments)
     # A temperature the client set is the only one tried.
     passes.clear()
     torch_model.transcribe(Audio(audio), DecodeOptions(temperature=0.4))

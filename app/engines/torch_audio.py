@@ -59,6 +59,7 @@ class TimedWord:
     end_s: float
     text: str
     probability: float
+    token_count: int  # text tokens the word is made of (punctuation merged in included)
 
 
 def word_times(
@@ -106,7 +107,9 @@ def word_times(
     _limit_sentence_marks(alignment)
     merge_punctuations(alignment, _PREPEND, _APPEND)  # "everyone" + "," -> "everyone,"
     return [
-        TimedWord(a["start"], a["end"], a["word"], a["probability"]) for a in alignment if a["word"]
+        TimedWord(a["start"], a["end"], a["word"], a["probability"], len(a["tokens"]))
+        for a in alignment
+        if a["word"]
     ]
 
 

@@ -26,6 +26,7 @@ from app.engines.base import (
     NO_SPEECH_THRESHOLD,
 )
 from app.engines.torch_static_decoder import StaticDecoder
+from app.engines.torch_timestamp_rules import TimestampRules
 
 _SYNC_EVERY = 4  # decoder steps between checks that every window has ended
 
@@ -38,6 +39,7 @@ class WindowTask:
     prefix: tuple[int, ...]
     sot_index: int
     temperatures: tuple[float, ...]
+    timestamps: bool = False  # decode timestamp tokens (segments), else text only
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Vocabulary:
     eot: int
     no_speech: int
     timestamp_begin: int
+    no_timestamps: int
     blank: tuple[int, ...]  # suppressed at the first step only
     suppress: tuple[int, ...]  # suppressed at every step
 
@@ -92,17 +95,18 @@ class WindowDecoder:
         pending = list(range(len(tasks)))
         round_ = 0
         while pending:
-            groups: dict[tuple[float, int, int], list[int]] = defaultdict(list)
-            for i in pending:  # one pass needs one temperature and one prefix length
+            groups: dict[tuple[float, int, int, bool], list[int]] = defaultdict(list)
+            for i in pending:  # one pass: one temperature, prefix length and kind of output
                 task = tasks[i]
-                key = (task.temperatures[round_], len(task.prefix), task.sot_index)
+                key = (task.temperatures[round_], len(task.prefix), task.sot_index, task.timestamps)
                 groups[key].append(i)
-            for (temperature, _, sot_index), members in groups.items():
+            for (temperature, _, sot_index, timestamps), members in groups.items():
                 results = self._pass(
-                    states[members],
+                    states[members] if len(members) < len(tasks) else states,
                     [tasks[i].prefix for i in members],
                     sot_index,
                     temperature,
+                    timestamps,
                     generator,
                 )
                 for i, result in zip(members, results, strict=True):
@@ -121,6 +125,7 @@ class WindowDecoder:
         prefixes: list[tuple[int, ...]],
         sot_index: int,
         temperature: float,
+        timestamps: bool,
         generator: torch.Generator | None,
     ) -> list[WindowResult]:
         vocab, decoder = self.vocabulary, self.static
@@ -139,11 +144,26 @@ class WindowDecoder:
         chosen_all = torch.full((batch, steps), vocab.eot, dtype=torch.long, device=device)
         logprob_all = torch.zeros(batch, steps, device=device)
         suppress = torch.tensor(vocab.suppress, device=device)
+        rules = (
+            TimestampRules(
+                batch,
+                logits.shape[-1],
+                vocab.timestamp_begin,
+                vocab.eot,
+                vocab.no_timestamps,
+                device,
+            )
+            if timestamps
+            else None
+        )
         for step in range(steps):
             logits[:, suppress] = -torch.inf
-            logits[:, vocab.timestamp_begin :] = -torch.inf  # windows decode without times
             if step == 0 and vocab.blank:
                 logits[:, list(vocab.blank)] = -torch.inf
+            if rules is None:
+                logits[:, vocab.timestamp_begin :] = -torch.inf  # text only
+            else:
+                rules.apply(logits)
             logprobs = logits.log_softmax(-1)
             if temperature > 0:
                 chosen = torch.multinomial(
@@ -156,6 +176,8 @@ class WindowDecoder:
             sum_logprob += torch.where(finished, 0.0, picked)  # the end-of-text counts too
             chosen_all[:, step], logprob_all[:, step] = chosen, picked
             finished |= chosen == vocab.eot
+            if rules is not None:
+                rules.chose(chosen)
             if step % _SYNC_EVERY == _SYNC_EVERY - 1 and bool(finished.all()):
                 break
             if step + 1 < steps:

@@ -6,11 +6,13 @@ computed on the model's device; windows of one call are encoded and decoded as o
 (app/engines/torch_decoding.py: greedy, per-window temperature fallback and quality
 checks); word times come from cross-attention DTW (app/engines/torch_audio.py).
 
-Differences from the CTranslate2 engine, on purpose or not yet done: decoding is greedy
-(`beam_size` is not used), each window is one segment (no timestamp tokens), and windows
-do not carry the previous window's text as a prompt; the request's own prompt is used.
-`decode_windows` is the window scheduler's entry (each window with its own options);
-`transcribe` cuts one recording into windows and calls it.
+Windows decode with timestamp tokens (Whisper's rules, app/engines/torch_timestamp_rules.py)
+and are cut into segments at them; a window whose decode ends on a timestamp pair before its
+end is finished in a further round from there, as the sequential decoder seeks. Differences
+from the CTranslate2 engine, on purpose or not yet done: decoding is greedy (`beam_size` is
+not used), and windows do not carry the previous window's text as a prompt; the request's
+own prompt is used. `decode_windows` is the window scheduler's entry (each window with its
+own options); `transcribe` cuts one recording into windows and calls it.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from app.engines.base import (
     temperature_schedule,
     whisper_transcript,
 )
+from app.engines.timestamp_tokens import split_at_timestamps
 from app.engines.torch_audio import SAMPLE_RATE, WINDOW_SAMPLES, log_mel, word_times
-from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowTask
+from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowResult, WindowTask
+from app.engines.torch_segments import features_from, pass_segments
 from app.languages import LANGUAGE_NAMES
 from app.models.ct2_to_torch import convert
 
@@ -73,6 +77,7 @@ class TorchWhisperModel:
             eot=base.eot,
             no_speech=base.no_speech,
             timestamp_begin=base.timestamp_begin,
+            no_timestamps=base.no_timestamps,
             blank=(*base.encode(" "), base.eot),
             suppress=tuple(get_suppressed_tokens(base, (-1,)) or ()),
         )
@@ -120,67 +125,87 @@ class TorchWhisperModel:
         )
 
     def decode_windows(self, windows: Sequence[SpeechWindow]) -> list[WindowText]:
+        """Rounds of batched decoding with timestamp tokens: whole windows first, then, as
+        the sequential decoder seeks, the rest of any window whose decode ended on a
+        timestamp pair before its end (sliced from the window's own features)."""
         if not windows:
             return []
-        pieces = [np.asarray(w.samples, dtype=np.float32) for w in windows]
-        mels, frames = log_mel(pieces, self._filters)
-        states = self._decoder.encode(mels)
-        languages = self._languages(windows, states)
-        tokenizers = [
-            self._tokenizer(w.options.task, code)
-            for w, (code, _) in zip(windows, languages, strict=True)
-        ]
-        tasks = [self._task(w.options, t) for w, t in zip(windows, tokenizers, strict=True)]
-        results = self._decoder.decode(states, tasks, self._generator)
-        out = []
-        for k, (window, result) in enumerate(zip(windows, results, strict=True)):
-            tokenizer = tokenizers[k]
-            text = tokenizer.decode(list(result.tokens))
-            segments: tuple[Segment, ...] = ()
-            if not result.is_silence and text.strip():
-                words: tuple[Word, ...] = ()
-                if window.options.word_timestamps:
-                    words = self._words(states[k : k + 1], tokenizer, result, frames[k])
-                duration_ms = _ms(len(pieces[k]) / SAMPLE_RATE)
-                segment = Segment(
-                    id=0,
-                    start_ms=words[0].start_ms if words else 0,
-                    end_ms=words[-1].end_ms if words else duration_ms,
-                    text=text,
-                    words=words,
-                    tokens=result.tokens,
-                    temperature=result.temperature,
-                    avg_logprob=result.avg_logprob,
-                    compression_ratio=result.compression_ratio,
-                    no_speech_prob=result.no_speech_prob,
+        first_mels, frames = log_mel(
+            [np.asarray(w.samples, dtype=np.float32) for w in windows], self._filters
+        )
+        found: list[list[Segment]] = [[] for _ in windows]
+        languages: list[tuple[str, float]] = []
+        tokenizers: list[Any] = []
+        tasks: list[WindowTask] = []
+        todo = [(i, 0) for i in range(len(windows))]  # (window, first mel frame to decode)
+        while todo:
+            states = self._decoder.encode(features_from(first_mels, todo))
+            if not languages:
+                languages = self._languages(windows, states)
+                tokenizers = [
+                    self._tokenizer(w.options.task, code)
+                    for w, (code, _) in zip(windows, languages, strict=True)
+                ]
+                tasks = [self._task(w.options, t) for w, t in zip(windows, tokenizers, strict=True)]
+            results = self._decoder.decode(states, [tasks[i] for i, _ in todo], self._generator)
+            later = []
+            for k, ((i, seek), result) in enumerate(zip(todo, results, strict=True)):
+                if result.is_silence:  # the sequential decoder skips the rest of it too
+                    continue
+                content = frames[i] - seek
+                pieces, advance = split_at_timestamps(
+                    result.tokens, self._vocabulary.timestamp_begin, content
                 )
-                segments = (segment,)
-            out.append(WindowText(segments, *languages[k]))
-        return out
+                words: list[tuple[Word, int]] = []
+                if windows[i].options.word_timestamps:
+                    words = self._words(states[k : k + 1], tokenizers[i], result, content)
+                found[i].extend(
+                    pass_segments(pieces, result, tokenizers[i], words, seek, self._vocabulary.eot)
+                )
+                if 0 < advance < content:
+                    later.append((i, seek + advance))
+            todo = later
+        return [
+            WindowText(tuple(replace(s, id=n) for n, s in enumerate(segments)), *language)
+            for segments, language in zip(found, languages, strict=True)
+        ]
 
     def _task(self, options: DecodeOptions, tokenizer: Any) -> WindowTask:
-        sot_sequence = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        sot_sequence = list(tokenizer.sot_sequence)
         prefix = sot_sequence
         prompt = prompt_with_hotwords(options.initial_prompt, options.hotwords)
         if prompt:
             prompt_tokens = tokenizer.encode(" " + prompt.strip())[-_MAX_PROMPT_TOKENS:]
             prefix = [tokenizer.sot_prev, *prompt_tokens, *sot_sequence]
         temperatures = temperature_schedule(options.temperature)
-        return WindowTask(tuple(prefix), len(prefix) - len(sot_sequence), temperatures)
+        return WindowTask(
+            tuple(prefix), len(prefix) - len(sot_sequence), temperatures, timestamps=True
+        )
 
-    def _words(self, states: Any, tokenizer: Any, result: Any, frames: int) -> tuple[Word, ...]:
+    def _words(
+        self, states: Any, tokenizer: Any, result: WindowResult, frames: int
+    ) -> list[tuple[Word, int]]:
+        """The pass's words (times from its start), each with its count of text tokens."""
+        text = [
+            (t, p)
+            for t, p in zip(result.tokens, result.token_probs, strict=True)
+            if t < tokenizer.eot
+        ]
         timed = word_times(
             self._model,
             states,
             [*tokenizer.sot_sequence, tokenizer.no_timestamps],
-            list(result.tokens),
-            list(result.token_probs),
+            [t for t, _ in text],
+            [p for _, p in text],
             self._heads,
             tokenizer.split_to_word_tokens,
             tokenizer.eot,
             frames,
         )
-        return tuple(Word(_ms(w.start_s), _ms(w.end_s), w.text, w.probability) for w in timed)
+        return [
+            (Word(_ms(w.start_s), _ms(w.end_s), w.text, w.probability), w.token_count)
+            for w in timed
+        ]
 
     def _languages(self, windows: Sequence[SpeechWindow], states: Any) -> list[tuple[str, float]]:
         """Each window's language: given, English for English-only models, else Whisper's
