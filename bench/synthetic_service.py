@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import Settings  # noqa: E402
 from app.domain import DecodeOptions  # noqa: E402
-from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowTask  # noqa: E402
+from app.engines.torch_decoding import WindowDecoder, WindowTask  # noqa: E402
 from app.engines.torch_engine import TorchEngine, TorchWhisperModel  # noqa: E402
+from app.engines.torch_selection import Vocabulary  # noqa: E402
 from app.models.ct2_to_torch import convert  # noqa: E402
 
 SHAPES = {  # transformers' WhisperConfig fields of the released models

@@ -38,8 +38,9 @@ from audio_tools import wer  # noqa: E402
 from synthetic_service import random_whisper  # noqa: E402
 
 from app.domain import Audio, DecodeOptions  # noqa: E402
-from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowTask  # noqa: E402
+from app.engines.torch_decoding import WindowDecoder, WindowTask  # noqa: E402
 from app.engines.torch_engine import TorchEngine  # noqa: E402
+from app.engines.torch_selection import Vocabulary  # noqa: E402
 from app.pipeline.decode import decode_to_pcm  # noqa: E402
 
 WINDOW_S = 30

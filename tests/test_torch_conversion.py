@@ -110,3 +110,18 @@ def test_a_model_that_does_not_map_exactly_is_refused(tiny_en: Path, tmp_path: P
     with pytest.raises(ConversionError, match="layout mismatch"):
         convert(source, tmp_path / "cache", "tiny.en")
     assert list((tmp_path / "cache" / "transformers").iterdir()) == []
+
+
+def test_multilingual_generation_config_names_languages(
+    cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """transformers' generate(language=...) reads languages from the converted config."""
+    from model_files import bundled_model
+
+    from app.models.ct2_to_torch import convert
+
+    folder = convert(bundled_model("base", cache_dir), tmp_path_factory.mktemp("conv"), "base")
+    generation = json.loads((folder / "generation_config.json").read_text())
+    assert generation["lang_to_id"]["<|en|>"] == 50259
+    assert generation["lang_to_id"]["<|es|>"] == 50262
+    assert len(generation["lang_to_id"]) == 99

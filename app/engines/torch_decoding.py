@@ -25,8 +25,8 @@ from app.engines.base import (
     LOG_PROB_THRESHOLD,
     NO_SPEECH_THRESHOLD,
 )
+from app.engines.torch_selection import Selection, Vocabulary
 from app.engines.torch_static_decoder import StaticDecoder
-from app.engines.torch_timestamp_rules import TimestampRules
 
 _SYNC_EVERY = 4  # decoder steps between checks that every window has ended
 
@@ -53,16 +53,6 @@ class WindowResult:
     is_silence: bool
 
 
-@dataclass(frozen=True)
-class Vocabulary:
-    eot: int
-    no_speech: int
-    timestamp_begin: int
-    no_timestamps: int
-    blank: tuple[int, ...]  # suppressed at the first step only
-    suppress: tuple[int, ...]  # suppressed at every step
-
-
 def compression_ratio(text: str) -> float:
     raw = text.encode("utf-8")
     return len(raw) / len(zlib.compress(raw)) if raw else 0.0
@@ -77,6 +67,19 @@ class WindowDecoder:
         self.decode_text = decode_text
         self.max_positions = int(model.config.max_target_positions)
         self.static = StaticDecoder(model)
+        self._chooser: Selection | None = None
+
+    def _selection(self, vocabulary_size: int, device: torch.device) -> Selection:
+        """The choice buffers, as many rows as the decoder's caches (graphs captured with
+        older buffers are dropped when they are replaced)."""
+        chooser = self._chooser
+        if chooser is None or chooser.capacity != self.static.capacity:
+            self.static.forget_graphs()
+            chooser = Selection(
+                self.vocabulary, vocabulary_size, self.static.capacity, self.max_positions, device
+            )
+            self._chooser = chooser
+        return chooser
 
     @torch.inference_mode()
     def encode(self, mels: torch.Tensor) -> torch.Tensor:
@@ -134,54 +137,40 @@ class WindowDecoder:
         hidden = decoder.prefill(states, ids)
         no_speech = decoder.logits(hidden[:, sot_index]).softmax(-1)[:, vocab.no_speech].tolist()
         logits = decoder.logits(hidden[:, -1])
-        finished = torch.zeros(batch, dtype=torch.bool, device=device)
-        sum_logprob = torch.zeros(batch, device=device)
+        selection = self._selection(logits.shape[-1], device)
+        selection.reset()
         length = ids.shape[1]
-        steps = self.max_positions - length
-        # Chosen tokens and their log-probabilities stay on the device until the end, and
-        # the all-finished check reads the device every few steps only: the host queues
-        # steps ahead of the GPU instead of waiting on each one.
-        chosen_all = torch.full((batch, steps), vocab.eot, dtype=torch.long, device=device)
-        logprob_all = torch.zeros(batch, steps, device=device)
-        suppress = torch.tensor(vocab.suppress, device=device)
-        rules = (
-            TimestampRules(
-                batch,
-                logits.shape[-1],
-                vocab.timestamp_begin,
-                vocab.eot,
-                vocab.no_timestamps,
-                device,
-            )
-            if timestamps
-            else None
-        )
-        for step in range(steps):
-            logits[:, suppress] = -torch.inf
-            if step == 0 and vocab.blank:
-                logits[:, list(vocab.blank)] = -torch.inf
-            if rules is None:
-                logits[:, vocab.timestamp_begin :] = -torch.inf  # text only
-            else:
-                rules.apply(logits)
-            logprobs = logits.log_softmax(-1)
-            if temperature > 0:
-                chosen = torch.multinomial(
-                    (logits / temperature).softmax(-1), 1, generator=generator
-                ).squeeze(1)
-            else:
-                chosen = logits.argmax(-1)
-            chosen = torch.where(finished, vocab.eot, chosen)
-            picked = logprobs.gather(1, chosen[:, None]).squeeze(1)
-            sum_logprob += torch.where(finished, 0.0, picked)  # the end-of-text counts too
-            chosen_all[:, step], logprob_all[:, step] = chosen, picked
-            finished |= chosen == vocab.eot
-            if rules is not None:
-                rules.chose(chosen)
-            if step % _SYNC_EVERY == _SYNC_EVERY - 1 and bool(finished.all()):
+        done = 0
+        # The chosen tokens stay on the device until the pass ends, and whether every
+        # window has ended is read every few steps only: the host queues steps ahead of
+        # the GPU instead of waiting on each one.
+        for step in range(self.max_positions - length):
+            if step == 0:
+                chosen = selection.choose(logits, batch, timestamps, temperature, generator)
+                decoder.tokens[:batch].copy_(chosen)
+                decoder.position.fill_(length)
+            elif temperature > 0:
+                visible = decoder.visible_length(length + step - 1)
+                stepped = decoder.replay("logits", batch, visible, decoder.step_logits)
+                assert stepped is not None
+                chosen = selection.choose(stepped, batch, timestamps, temperature, generator)
+                decoder.tokens[:batch].copy_(chosen)
+                decoder.position.add_(1)
+            else:  # greedy: the decoder's step and the choice are one graph
+                visible = decoder.visible_length(length + step - 1)
+
+                def greedy(rows: int, visible: int, flag: bool = timestamps) -> None:
+                    chosen = selection.choose(decoder.step_logits(rows, visible), rows, flag)
+                    decoder.tokens[:rows].copy_(chosen)
+                    decoder.position.add_(1)
+
+                decoder.replay(("greedy", timestamps), batch, visible, greedy, selection.buffers)
+            done = step + 1
+            if step % _SYNC_EVERY == 0 and bool(selection.finished[:batch].all()):
                 break
-            if step + 1 < steps:
-                logits = decoder.step(chosen, length + step)
+        chosen_all = selection.tokens[:batch, :done]
+        logprob_all = selection.logprobs[:batch, :done]
+        sum_logprob = selection.sum_logprob[:batch]
         tokens, probs = [], []
         for row, logprob_row in zip(chosen_all.tolist(), logprob_all.tolist(), strict=True):
             length = row.index(vocab.eot) if vocab.eot in row else len(row)

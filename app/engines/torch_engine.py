@@ -38,8 +38,9 @@ from app.engines.base import (
 )
 from app.engines.timestamp_tokens import split_at_timestamps
 from app.engines.torch_audio import SAMPLE_RATE, WINDOW_SAMPLES, log_mel, word_times
-from app.engines.torch_decoding import Vocabulary, WindowDecoder, WindowResult, WindowTask
+from app.engines.torch_decoding import WindowDecoder, WindowResult, WindowTask
 from app.engines.torch_segments import features_from, pass_segments
+from app.engines.torch_selection import Vocabulary
 from app.languages import LANGUAGE_NAMES
 from app.models.ct2_to_torch import convert
 

@@ -16,6 +16,7 @@ nothing is copied.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_VISIBLE = (64, 128, 256)  # cache positions a step attends over (else all: 448 in Whisper)
 
 
 class StaticDecoder:
@@ -45,7 +46,7 @@ class StaticDecoder:
         self._use_graphs = graphs_ok if use_graphs is None else (use_graphs and graphs_ok)
         self._capacity = 0
         self._source_len = 0
-        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._graphs: dict[tuple[Hashable, int, int], Any] = {}
         self._positions = torch.arange(self.max_positions, device=self._device)
         self._position = torch.zeros(1, dtype=torch.long, device=self._device)
 
@@ -102,66 +103,118 @@ class StaticDecoder:
         return self._proj_out(hidden).float()
 
     # --- one token ------------------------------------------------------------------------
+    @property
+    def tokens(self) -> torch.Tensor:
+        """The token of each row that the next step feeds (a fixed buffer)."""
+        return self._tokens
+
+    @property
+    def position(self) -> torch.Tensor:
+        """The position the next step feeds, the same for every row (a fixed buffer)."""
+        return self._position
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def forget_graphs(self) -> None:
+        self._graphs.clear()
+
+    def visible_length(self, position: int) -> int:
+        """How many cache positions a step at `position` attends over (a bucket: graphs
+        are captured per bucket, and a step early in a window reads no more of the
+        448-position cache than it needs)."""
+        return next((n for n in _VISIBLE if position < n < self.max_positions), self.max_positions)
+
+    def step_logits(self, rows: int, visible: int) -> torch.Tensor:
+        """One step for the first `rows` rows of `tokens` at `position`: logits (rows,
+        vocabulary), float32. Fixed shapes, no host synchronisation: capturable."""
+        position = self._position
+        x = self._embed_tokens(self._tokens[:rows, None])
+        x = x + self._embed_positions.index_select(0, position)
+        mask = (self._positions[:visible] <= position)[None, None, None, :]
+        for i, layer in enumerate(self._layers):
+            attention = layer.self_attn
+            h = layer.self_attn_layer_norm(x)
+            q = self._split(attention.q_proj(h) * self._scaling)
+            keys = self._self_k[i, :rows, :, :visible]
+            values = self._self_v[i, :rows, :, :visible]
+            keys.index_copy_(2, position, self._split(attention.k_proj(h)))
+            values.index_copy_(2, position, self._split(attention.v_proj(h)))
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=1.0)
+            x = x + attention.out_proj(self._merge(out))
+            x = self._cross_attention(i, x, rows)
+            x = x + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(x))))
+        return self._proj_out(self._final_norm(x)[:, 0]).float()
+
+    @torch.inference_mode()
+    def replay(
+        self,
+        key: Hashable,
+        rows: int,
+        visible: int,
+        body: Callable[[int, int], torch.Tensor | None],
+        keep: Sequence[torch.Tensor] = (),
+    ) -> torch.Tensor | None:
+        """`body(rows, visible)`, work on fixed buffers only (`step_logits` and what the
+        caller does with its logits), for the first `rows` rows. On a GPU it is captured
+        once per (key, row bucket, visible) as a CUDA graph and replayed: one launch. The
+        warm-up before a capture runs `body` for real, so the buffers in `keep` (the
+        caller's state, `tokens`, `position`) are put back after it; the cache slot it
+        writes is written again by the real step. Returns what `body` returns (a graph's
+        output: valid until the next replay), for the first `rows` rows."""
+        if not self._use_graphs:
+            return body(rows, visible)
+        size = min(_bucket(rows), self._capacity)
+        captured = self._graphs.get((key, size, visible))
+        if captured is None:
+            try:
+                captured = self._capture(body, size, visible, [*keep, self._tokens, self._position])
+            except RuntimeError as exc:  # decoding goes on, slower, and says why
+                log.warning("CUDA graph capture failed, decoding without graphs: %s", exc)
+                self._use_graphs = False
+                return body(rows, visible)
+            self._graphs[(key, size, visible)] = captured
+        graph, out = captured
+        graph.replay()
+        return None if out is None else out[:rows]
+
+    def _capture(
+        self,
+        body: Callable[[int, int], torch.Tensor | None],
+        size: int,
+        visible: int,
+        keep: list[torch.Tensor],
+    ) -> tuple[torch.cuda.CUDAGraph, torch.Tensor | None]:
+        saved = [t.clone() for t in keep]
+
+        def put_back() -> None:
+            for tensor, value in zip(keep, saved, strict=True):
+                tensor.copy_(value)
+
+        side = torch.cuda.Stream(device=self._device)
+        side.wait_stream(torch.cuda.current_stream(self._device))
+        with torch.cuda.stream(side):
+            for _ in range(2):  # each run from the same state (and the same position)
+                body(size, visible)
+                put_back()
+        torch.cuda.current_stream(self._device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = body(size, visible)
+        put_back()
+        return graph, out
+
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
         """Logits (batch, vocabulary), float32, of one new token per row at `position`
         (the same for every row), after `prefill` and the steps before it."""
         batch = tokens.shape[0]
         self._position.fill_(position)
-        if not self._use_graphs:
-            self._tokens[:batch] = tokens
-            return self._step_rows(batch)
-        size = min(_bucket(batch), self._capacity)
         self._tokens[:batch] = tokens
-        captured = self._graphs.get(size)
-        if captured is None:
-            try:
-                captured = self._capture(size)
-            except RuntimeError as exc:  # decoding goes on, slower, and says why
-                log.warning("CUDA graph capture failed, decoding without graphs: %s", exc)
-                self._use_graphs = False
-                self._position.fill_(position)
-                return self._step_rows(batch)
-        graph, logits = captured
-        graph.replay()
-        return logits[:batch]
-
-    def _capture(self, size: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        # Warm-up and capture write position 447's cache slot with whatever the buffers
-        # hold; the real step at that position (if any) overwrites it first.
-        saved = self._position.clone()
-        self._position.fill_(self.max_positions - 1)
-        side = torch.cuda.Stream(device=self._device)
-        side.wait_stream(torch.cuda.current_stream(self._device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self._step_rows(size)
-        torch.cuda.current_stream(self._device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            logits = self._step_rows(size)
-        self._position.copy_(saved)
-        self._graphs[size] = (graph, logits)
-        return graph, logits
-
-    def _step_rows(self, rows: int) -> torch.Tensor:
-        """One step for the first `rows` rows of the token buffer: fixed shapes, no host
-        synchronisation, so it can be captured."""
-        x = self._embed_tokens(self._tokens[:rows, None])
-        x = x + self._embed_positions.index_select(0, self._position)
-        visible = (self._positions <= self._position)[None, None, None, :]
-        for i, layer in enumerate(self._layers):
-            attention = layer.self_attn
-            h = layer.self_attn_layer_norm(x)
-            q = self._split(attention.q_proj(h) * self._scaling)
-            keys, values = self._self_k[i, :rows], self._self_v[i, :rows]
-            keys.index_copy_(2, self._position, self._split(attention.k_proj(h)))
-            values.index_copy_(2, self._position, self._split(attention.v_proj(h)))
-            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, scale=1.0)
-            x = x + attention.out_proj(self._merge(out))
-            x = self._cross_attention(i, x, rows)
-            x = x + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(x))))
-        return self._proj_out(self._final_norm(x)[:, 0]).float()
+        logits = self.replay("logits", batch, self.visible_length(position), self.step_logits)
+        assert logits is not None
+        return logits
 
     def _cross_attention(self, i: int, x: torch.Tensor, rows: int) -> torch.Tensor:
         layer = self._layers[i]
@@ -173,4 +226,8 @@ class StaticDecoder:
 
 
 def _bucket(batch: int) -> int:
-    return next((b for b in _BUCKETS if b >= batch), batch)
+    """Rows a graph is captured for: powers of two up to 16, then multiples of 16 (a batch
+    of 116 runs as 128 rows at most 12 too many)."""
+    if batch <= 16:
+        return 1 << max(0, batch - 1).bit_length()
+    return -(-batch // 16) * 16

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from app.languages import LANGUAGE_NAMES
 from app.models.ct2_whisper import (
     ConversionError,
     alignment_heads,
@@ -36,7 +37,7 @@ from app.models.ct2_whisper import (
 
 __all__ = ["ConversionError", "convert", "torch_model_dir"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bump when the output layout changes, so stale conversions are redone."""
 
 _FILES = (
@@ -120,9 +121,9 @@ def _special_tokens(vocabulary: Path) -> dict[str, int]:
     missing = [t for t in wanted if t not in index]
     if missing:
         raise ConversionError(f"vocabulary.txt lacks {missing}")
-    return {t: index[t] for t in wanted} | {
-        t: index[t] for t in ("<|translate|>", "<|startofprev|>", "<|0.00|>") if t in index
-    }
+    optional = ("<|translate|>", "<|startofprev|>", "<|0.00|>")
+    languages = tuple(f"<|{code}|>" for code in LANGUAGE_NAMES)
+    return {t: index[t] for t in wanted} | {t: index[t] for t in optional + languages if t in index}
 
 
 def _config(
@@ -179,6 +180,12 @@ def _generation_config(
         generation["task_to_id"] = {
             "transcribe": specials["<|transcribe|>"],
             "translate": specials["<|translate|>"],
+        }
+        # transformers' `generate(language=...)` looks languages up here.
+        generation["lang_to_id"] = {
+            f"<|{code}|>": specials[f"<|{code}|>"]
+            for code in LANGUAGE_NAMES
+            if f"<|{code}|>" in specials
         }
     return generation
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -89,12 +91,16 @@ class Pipeline:
         torch_thread: ComputeThread | None = None,
         scheduler: WindowScheduler | None = None,
         decoder: AudioDecoder | None = None,
+        vad_threads: int | None = None,
     ) -> None:
         """`torch_thread`: where alignment and diarization run (app/compute_thread.py says
         why one thread); a new one when not given. `scheduler`: where windows are decoded,
         batched with other requests' windows; None = each request decodes its own windows
         in blocks, one after another (the sequential decoder). `decoder`: where uploads are
-        decoded (worker processes); in the calling thread when not given."""
+        decoded (worker processes); in the calling thread when not given. `vad_threads`:
+        how many requests run VAD at once (its network takes a core each; more at once
+        only starve the thread that feeds the engine); by default the cores the decoders
+        and that thread leave."""
         self.settings = settings
         self.engine = engine
         self.registry = registry
@@ -105,6 +111,9 @@ class Pipeline:
         self.torch_thread = torch_thread or ComputeThread("torch")
         self.scheduler = scheduler
         self.decoder = decoder or AudioDecoder(0)
+        if vad_threads is None:
+            vad_threads = (os.cpu_count() or 2) - self.decoder.processes - 1
+        self._vad_slots = threading.BoundedSemaphore(max(1, vad_threads))
 
     # --- before the permit ----------------------------------------------------------------
     def prepare(self, request: TranscriptionRequest) -> ModelRef:
@@ -224,7 +233,8 @@ class Pipeline:
         if not vad_filter:
             return split_long([SpeechRegion(0, pcm.samples)]) if pcm.samples else []
         started = time.perf_counter()
-        probabilities = speech_probabilities(pcm, progress)
+        with self._vad_slots:
+            probabilities = speech_probabilities(pcm, progress)
         regions = speech_regions(probabilities, pcm.samples)
         self.metrics.stage.labels(stage="vad").observe(time.perf_counter() - started)
         return regions
