@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     decode; in processes it does not slow the rest of the server). -1 = half the CPU
     cores, 1 to 8; 0 = decode in the request's own thread."""
 
+    vad_threads: int = Field(default=-1, ge=-1, le=256)
+    """Transcriptions that run voice activity detection at once (each takes a CPU core for
+    about 1.3 s per 10 minutes of audio). -1 = the cores DECODE_PROCESSES and the
+    scheduler's thread leave, at least 1 (0 counts as 1)."""
+
     max_queue_size: int = Field(default=32, ge=0)
     """Requests that may wait for a permit; past it, 503 with Retry-After. 0 = no waiting."""
 

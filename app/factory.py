@@ -93,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch_thread=torch_thread,
         scheduler=scheduler,
         decoder=decoder,
+        vad_threads=settings.vad_threads if settings.vad_threads >= 0 else None,
     )
     work_root = settings.data_dir / "work"
     # Decoded audio of transcriptions a stopped server left behind: their jobs start over.

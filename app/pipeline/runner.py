@@ -36,9 +36,15 @@ from app.pipeline.decode_pool import AudioDecoder
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
-from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
+from app.pipeline.vad import SpeechRegion, VadOptions, speech_probabilities, speech_regions
 from app.pipeline.window_asr import transcribe_windows
-from app.pipeline.windows import Window, group_blocks, pack_windows, split_long
+from app.pipeline.windows import (
+    WINDOW_SAMPLES,
+    Window,
+    group_blocks,
+    pack_windows,
+    split_long,
+)
 from app.scheduler.window_scheduler import WindowScheduler
 from app.services.model_cache import ModelCache
 
@@ -48,6 +54,7 @@ Progress = Callable[[str, float], None]
 NO_SPEECH_NOTE = "no speech found: the later stages did not run"
 _LANGUAGE_SAMPLES = 600 * SAMPLE_RATE  # language detection reads the first 10 minutes
 
+_WINDOWED_VAD = VadOptions(max_speech_duration_s=WINDOW_SAMPLES / SAMPLE_RATE)
 # Where each stage's work sits in a job's overall progress (fractions of the whole).
 _SPANS = {"decode": (0.0, 0.1), "vad": (0.1, 0.15), "transcribe": (0.15, 0.75)}
 _SPANS |= {"align": (0.75, 0.8), "diarize": (0.8, 0.99)}
@@ -235,7 +242,12 @@ class Pipeline:
         started = time.perf_counter()
         with self._vad_slots:
             probabilities = speech_probabilities(pcm, progress)
-        regions = speech_regions(probabilities, pcm.samples)
+        # Windows decoded on their own must not start or end inside a word: with the
+        # scheduler, speech longer than a window is cut at its last pause before 30 s (as
+        # batched decoders cut it), not at 30 s sharp. The sequential decoder reads on
+        # across windows and keeps faster-whisper's own regions.
+        options = _WINDOWED_VAD if self.scheduler is not None else None
+        regions = speech_regions(probabilities, pcm.samples, options)
         self.metrics.stage.labels(stage="vad").observe(time.perf_counter() - started)
         return regions
 
