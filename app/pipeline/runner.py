@@ -8,12 +8,12 @@ called between blocks with the fraction of the whole job done; it may raise to c
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,10 +36,15 @@ from app.pipeline.decode_pool import AudioDecoder
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
-from app.pipeline.speech import SpeechFinder
-from app.pipeline.vad import SpeechRegion
+from app.pipeline.vad import SpeechRegion, VadOptions, speech_probabilities, speech_regions
 from app.pipeline.window_asr import transcribe_windows
-from app.pipeline.windows import Window, group_blocks, pack_windows
+from app.pipeline.windows import (
+    WINDOW_SAMPLES,
+    Window,
+    group_blocks,
+    pack_windows,
+    split_long,
+)
 from app.scheduler.window_scheduler import WindowScheduler
 from app.services.model_cache import ModelCache
 
@@ -49,6 +54,7 @@ Progress = Callable[[str, float], None]
 NO_SPEECH_NOTE = "no speech found: the later stages did not run"
 _LANGUAGE_SAMPLES = 600 * SAMPLE_RATE  # language detection reads the first 10 minutes
 
+_WINDOWED_VAD = VadOptions(max_speech_duration_s=WINDOW_SAMPLES / SAMPLE_RATE)
 # Where each stage's work sits in a job's overall progress (fractions of the whole).
 _SPANS = {"decode": (0.0, 0.1), "vad": (0.1, 0.15), "transcribe": (0.15, 0.75)}
 _SPANS |= {"align": (0.75, 0.8), "diarize": (0.8, 0.99)}
@@ -114,7 +120,7 @@ class Pipeline:
         self.decoder = decoder or AudioDecoder(0)
         if vad_threads is None:
             vad_threads = (os.cpu_count() or 2) - self.decoder.processes - 1
-        self.speech = SpeechFinder(vad_threads)
+        self._vad_slots = threading.BoundedSemaphore(max(1, vad_threads))
 
     # --- before the permit ----------------------------------------------------------------
     def prepare(self, request: TranscriptionRequest) -> ModelRef:
@@ -154,22 +160,8 @@ class Pipeline:
     ) -> ModelOutput:
         options, speakers = request.options, request.speakers
         pcm = self.decode(src, work, request.encoded, progress)
-        # With the scheduler, windows go to it while VAD is still running; without, the
-        # sequential decoder reads blocks of all the regions.
-        regions: list[SpeechRegion] = []
-        windows: Iterator[Window]
-        if self.scheduler is not None:
-            progress("vad", _SPANS["vad"][0])
-            vad_stage = self.metrics.stage.labels(stage="vad")
-            windows = self.speech.windows(pcm, options.vad_filter, regions, vad_stage.observe)
-        else:
-            regions = self._timed(
-                "vad",
-                lambda: self.speech.regions(pcm, options.vad_filter, _within("vad", progress)),
-            )
-            windows = iter(pack_windows(regions))
-        first = next(windows, None)  # on silence, VAD runs to the end and no model loads
-        if first is None:
+        regions = self._speech(pcm, options.vad_filter, _within("vad", progress))
+        if not regions:
             log.info("no speech in %.1f s of audio", pcm.duration_ms / 1000)
             empty = Transcript(
                 (), options.language or "en", 0.0, pcm.duration_ms, options.task, ref.name
@@ -178,20 +170,19 @@ class Pipeline:
         # Speaker turns are put on words, so diarization needs word times even when the
         # client did not ask for them (they are dropped again in `finish`).
         asr_options = replace(options, word_timestamps=True) if speakers else options
+        windows = pack_windows(regions)
         started = time.perf_counter()
         loaded: LoadedModel
         with self.whisper(ref) as loaded:
             check_options(ref.name, loaded.english_only, options)
-            transcript = self._transcribe(
-                loaded, pcm, itertools.chain([first], windows), asr_options, progress
-            )
+            transcript = self._transcribe(loaded, pcm, windows, asr_options, progress)
         release_free_memory()
         elapsed = time.perf_counter() - started
         self.metrics.stage.labels(stage="vad+asr").observe(elapsed)
         log.info(
-            "transcribed %.1f s of audio (%d speech regions) with %s in %.2f s (%s, %d segments)",
+            "transcribed %.1f s of audio (%d windows) with %s in %.2f s (%s, %d segments)",
             pcm.duration_ms / 1000,
-            len(regions),
+            len(windows),
             ref.name,
             elapsed,
             transcript.language,
@@ -216,18 +207,17 @@ class Pipeline:
         self,
         loaded: LoadedModel,
         pcm: PcmFile,
-        windows: Iterator[Window],
+        windows: list[Window],
         options: DecodeOptions,
         progress: Progress,
     ) -> Transcript:
         scheduler, within = self.scheduler, _within("transcribe", progress)
         if scheduler is None:
-            blocks = group_blocks(list(windows))
             return self._on_engine_thread(
                 lambda: transcribe_blocks(
                     loaded,
                     pcm,
-                    blocks,
+                    group_blocks(windows),
                     options,
                     batched=self.settings.batch_size > 1,
                     progress=within,
@@ -243,6 +233,23 @@ class Pipeline:
                 ahead=scheduler.max_batch_windows,
                 progress=within,
             )
+
+    def _speech(
+        self, pcm: PcmFile, vad_filter: bool, progress: Callable[[float], None]
+    ) -> list[SpeechRegion]:
+        if not vad_filter:
+            return split_long([SpeechRegion(0, pcm.samples)]) if pcm.samples else []
+        started = time.perf_counter()
+        with self._vad_slots:
+            probabilities = speech_probabilities(pcm, progress)
+        # Windows decoded on their own must not start or end inside a word: with the
+        # scheduler, speech longer than a window is cut at its last pause before 30 s (as
+        # batched decoders cut it), not at 30 s sharp. The sequential decoder reads on
+        # across windows and keeps faster-whisper's own regions.
+        options = _WINDOWED_VAD if self.scheduler is not None else None
+        regions = speech_regions(probabilities, pcm.samples, options)
+        self.metrics.stage.labels(stage="vad").observe(time.perf_counter() - started)
+        return regions
 
     def _diarize(
         self,

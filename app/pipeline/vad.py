@@ -14,7 +14,6 @@ a block, as at the start of a file.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,23 +64,13 @@ def speech_probabilities(
     pcm: PcmFile, progress: Callable[[float], None] | None = None
 ) -> np.ndarray:
     """One probability per 32 ms frame of the file (float32), computed a block at a time."""
-    parts = list(probability_blocks(pcm, progress))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-
-
-def probability_blocks(
-    pcm: PcmFile,
-    progress: Callable[[float], None] | None = None,
-    slots: AbstractContextManager[object] | None = None,
-) -> Iterator[np.ndarray]:
-    """The file's frame probabilities, a network call (32 s) or a silent block at a time.
-    `slots` is held while each piece is computed (VAD_THREADS), not between pieces."""
     session = _silero_session()
     total = pcm.samples
     padded_total = total + FRAME - total % FRAME  # faster-whisper always pads, even a full frame
     block = _BATCH_FRAMES * FRAME
     state = np.zeros((2, 1, 1, 128), dtype=np.float32)  # (h, c)
     context = np.zeros((1, _CONTEXT), dtype=np.float32)
+    out: list[np.ndarray] = []
     for start in range(0, padded_total, block):
         samples = pcm.read(start, min(start + block, total))
         length = min(block, padded_total - start)
@@ -89,23 +78,22 @@ def probability_blocks(
             samples = np.pad(samples, (0, length - len(samples)))
         frames = samples.reshape(-1, FRAME)
         if np.abs(samples).max(initial=0.0) < _SILENT_PEAK:
-            yield np.zeros(len(frames), dtype=np.float32)
+            out.append(np.zeros(len(frames), dtype=np.float32))
             state[:] = 0.0
             context = np.zeros((1, _CONTEXT), dtype=np.float32)
         else:
             contexts = np.concatenate([context, frames[:-1, -_CONTEXT:]], axis=0)
             batch = np.concatenate([contexts, frames], axis=1)
             for at in range(0, len(batch), _NETWORK_FRAMES):
-                with slots or nullcontext():
-                    probs, h, c = session.run(  # type: ignore[attr-defined]
-                        None,
-                        {"input": batch[at : at + _NETWORK_FRAMES], "h": state[0], "c": state[1]},
-                    )
+                probs, h, c = session.run(  # type: ignore[attr-defined]
+                    None, {"input": batch[at : at + _NETWORK_FRAMES], "h": state[0], "c": state[1]}
+                )
                 state = np.stack([h, c])
-                yield np.asarray(probs, dtype=np.float32).reshape(-1)
+                out.append(np.asarray(probs, dtype=np.float32).reshape(-1))
             context = frames[-1:, -_CONTEXT:].copy()
         if progress is not None:
             progress(min(1.0, (start + length) / padded_total))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
 def speech_regions(
@@ -115,97 +103,71 @@ def speech_regions(
     after `min_silence_duration_ms` below `neg_threshold`; regions longer than
     `max_speech_duration_s` are cut at their last short pause (else hard); each region is
     padded by `speech_pad_ms`, sharing the gap when neighbours are close."""
-    finder = RegionFinder(total_samples, options)
-    return [*finder.feed(probabilities), *finder.finish()]
+    o = options or VadOptions()
+    neg = o.neg_threshold if o.neg_threshold is not None else max(o.threshold - 0.15, 0.01)
+    min_speech = SAMPLE_RATE * o.min_speech_duration_ms / 1000
+    pad = SAMPLE_RATE * o.speech_pad_ms / 1000
+    max_speech = SAMPLE_RATE * o.max_speech_duration_s - FRAME - 2 * pad
+    min_silence = SAMPLE_RATE * o.min_silence_duration_ms / 1000
+    min_silence_at_max = SAMPLE_RATE * 98 / 1000
 
-
-class RegionFinder:
-    """`speech_regions` over probabilities that arrive a piece at a time: each region comes
-    out as soon as it can no longer change (its padding waits for the next region's
-    start), the same regions as one pass over all of them."""
-
-    def __init__(self, total_samples: int, options: VadOptions | None = None) -> None:
-        o = self._options = options or VadOptions()
-        self._neg = (
-            o.neg_threshold if o.neg_threshold is not None else max(o.threshold - 0.15, 0.01)
-        )
-        self._min_speech = SAMPLE_RATE * o.min_speech_duration_ms / 1000
-        self._pad = SAMPLE_RATE * o.speech_pad_ms / 1000
-        self._max_speech = SAMPLE_RATE * o.max_speech_duration_s - FRAME - 2 * self._pad
-        self._min_silence = SAMPLE_RATE * o.min_silence_duration_ms / 1000
-        self._min_silence_at_max = SAMPLE_RATE * 98 / 1000
-        self._total = total_samples
-        self._frames = 0  # frames seen so far
-        self._speaking = False
-        self._start = 0
-        self._silence_from = 0  # where the current run of silence began (0 = none)
-        self._last_pause = self._resume = 0  # a cut point for over-long speech, and resumption
-        self._pending: list[list[int]] = []  # found, not yet padded and handed out
-        self._handed_out = 0
-
-    def feed(self, probabilities: np.ndarray) -> list[SpeechRegion]:
-        threshold, neg = self._options.threshold, self._neg
-        found = self._pending
-        for p in probabilities.tolist():
-            at = FRAME * self._frames
-            self._frames += 1
-            if p >= threshold and self._silence_from:
-                self._silence_from = 0
-                if self._resume < self._last_pause:
-                    self._resume = at
-            if p >= threshold and not self._speaking:
-                self._speaking, self._start = True, at
-                continue
-            if self._speaking and at - self._start > self._max_speech:
-                if self._last_pause:  # cut at the last pause; this frame is judged as usual
-                    found.append([self._start, self._last_pause])
-                    if self._resume < self._last_pause:
-                        self._speaking = False  # still in that pause: speech has not resumed
-                    else:
-                        self._start = self._resume
-                    self._last_pause = self._resume = self._silence_from = 0
+    found: list[list[int]] = []
+    speaking = False
+    start = 0
+    silence_from = 0  # where the current run of silence began (0 = none)
+    last_pause = resume = 0  # a cut point for over-long speech, and where speech resumed
+    for i, p in enumerate(probabilities.tolist()):
+        at = FRAME * i
+        if p >= o.threshold and silence_from:
+            silence_from = 0
+            if resume < last_pause:
+                resume = at
+        if p >= o.threshold and not speaking:
+            speaking, start = True, at
+            continue
+        if speaking and at - start > max_speech:
+            if last_pause:  # cut at the last pause; this frame is then judged as usual
+                found.append([start, last_pause])
+                if resume < last_pause:
+                    speaking = False  # still in that pause: speech has not resumed
                 else:
-                    found.append([self._start, at])
-                    self._speaking = False
-                    self._last_pause = self._resume = self._silence_from = 0
-                    continue
-            if p < neg and self._speaking:
-                if not self._silence_from:
-                    self._silence_from = at
-                if at - self._silence_from > self._min_silence_at_max:
-                    self._last_pause = self._silence_from
-                if at - self._silence_from < self._min_silence:
-                    continue
-                if self._silence_from - self._start > self._min_speech:
-                    found.append([self._start, self._silence_from])
-                self._speaking = False
-                self._last_pause = self._resume = self._silence_from = 0
-        return self._padded(final=False)
-
-    def finish(self) -> list[SpeechRegion]:
-        if self._speaking and self._total - self._start > self._min_speech:
-            self._pending.append([self._start, self._total])
-        self._speaking = False
-        return self._padded(final=True)
-
-    def _padded(self, final: bool) -> list[SpeechRegion]:
-        pad, found, out = self._pad, self._pending, []
-        while len(found) >= 2 or (final and found):
-            region = found[0]
-            if self._handed_out == 0:
-                region[0] = int(max(0, region[0] - pad))
-            if len(found) >= 2:
-                following = found[1]
-                gap = following[0] - region[1]
-                if gap < 2 * pad:
-                    region[1] += int(gap // 2)
-                    following[0] = int(max(0, following[0] - gap // 2))
-                else:
-                    region[1] = int(min(self._total, region[1] + pad))
-                    following[0] = int(max(0, following[0] - pad))
+                    start = resume
+                last_pause = resume = silence_from = 0
             else:
-                region[1] = int(min(self._total, region[1] + pad))
-            out.append(SpeechRegion(region[0], region[1]))
-            found.pop(0)
-            self._handed_out += 1
-        return out
+                found.append([start, at])
+                speaking = False
+                last_pause = resume = silence_from = 0
+                continue
+        if p < neg and speaking:
+            if not silence_from:
+                silence_from = at
+            if at - silence_from > min_silence_at_max:
+                last_pause = silence_from
+            if at - silence_from < min_silence:
+                continue
+            if silence_from - start > min_speech:
+                found.append([start, silence_from])
+            speaking = False
+            last_pause = resume = silence_from = 0
+    if speaking and total_samples - start > min_speech:
+        found.append([start, total_samples])
+    return list(_padded(found, pad, total_samples))
+
+
+def _padded(found: list[list[int]], pad: float, total: int) -> Iterator[SpeechRegion]:
+    for i, region in enumerate(found):
+        if i == 0:
+            region[0] = int(max(0, region[0] - pad))
+        if i + 1 < len(found):
+            following = found[i + 1]
+            gap = following[0] - region[1]
+            if gap < 2 * pad:
+                region[1] += int(gap // 2)
+                following[0] = int(max(0, following[0] - gap // 2))
+            else:
+                region[1] = int(min(total, region[1] + pad))
+                following[0] = int(max(0, following[0] - pad))
+        else:
+            region[1] = int(min(total, region[1] + pad))
+    for start, end in found:
+        yield SpeechRegion(start, end)

@@ -12,7 +12,7 @@ the first window goes alone and the rest follow with its answer.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -29,51 +29,47 @@ _SAMPLES_PER_FRAME = 160  # Whisper's mel hop: `seek` counts these
 def transcribe_windows(
     stream: WindowStream,
     pcm: PcmFile,
-    windows: Iterable[Window],
+    windows: list[Window],
     options: DecodeOptions,
     *,
     english_only: bool,
     ahead: int,
     progress: Callable[[float], None],
 ) -> Transcript:
-    """`windows` may still be coming (VAD running ahead of the decoding). `progress` gets
-    the fraction of the recording done after each window; it may raise to cancel (the
-    caller's stream then drops what is still queued)."""
-    total = pcm.samples or 1
+    """`progress` gets the fraction of speech done after each window; it may raise to
+    cancel (the caller's stream then drops what is still queued)."""
+    total = sum(w.samples for w in windows) or 1
     language = options.language or ("en" if english_only else None)
     probability = 1.0
     segments: list[Segment] = []
+    done = 0
 
     def submit(window: Window, code: str | None) -> Future[WindowText]:
         return stream.submit(SpeechWindow(window.speech(pcm), replace(options, language=code)))
 
     def keep(window: Window, text: WindowText) -> None:
+        nonlocal done
         timeline = window.timeline()
         seek = window.regions[0].start // _SAMPLES_PER_FRAME
         for segment in text.segments:
             restored = restore_times(segment, timeline)
             segments.append(replace(restored, id=len(segments), seek=seek))
-        progress(min(1.0, window.regions[-1].end / total))
+        done += window.samples
+        progress(done / total)
 
-    upcoming = iter(windows)
-    if language is None:
-        first = next(upcoming, None)
-        if first is not None:
-            text = submit(first, None).result()
-            language, probability = text.language, text.language_probability
-            keep(first, text)
+    upcoming = deque(windows)
+    if language is None and upcoming:
+        first = upcoming.popleft()
+        text = submit(first, None).result()
+        language, probability = text.language, text.language_probability
+        keep(first, text)
     in_flight: deque[tuple[Window, Future[WindowText]]] = deque()
-    more = True
-    while more or in_flight:
-        while more and len(in_flight) < ahead:
-            window = next(upcoming, None)
-            if window is None:
-                more = False
-            else:
-                in_flight.append((window, submit(window, language)))
-        if in_flight:
-            window, future = in_flight.popleft()
-            keep(window, future.result())
+    while upcoming or in_flight:
+        while upcoming and len(in_flight) < ahead:
+            window = upcoming.popleft()
+            in_flight.append((window, submit(window, language)))
+        window, future = in_flight.popleft()
+        keep(window, future.result())
     return whisper_transcript(
         stream.model.name, tuple(segments), language or "en", probability, pcm.duration_ms, options
     )

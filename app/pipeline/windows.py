@@ -9,7 +9,6 @@ through a whole file, and only one block of audio is ever in memory.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,25 +78,15 @@ def split_long(regions: list[SpeechRegion], limit: int = WINDOW_SAMPLES) -> list
 
 def pack_windows(regions: list[SpeechRegion], limit: int = WINDOW_SAMPLES) -> list[Window]:
     """Greedy packing in order: a region joins the open window while the speech fits."""
-    return list(stream_windows(regions, limit))
-
-
-def stream_windows(
-    regions: Iterable[SpeechRegion], limit: int = WINDOW_SAMPLES
-) -> Iterator[Window]:
-    """`pack_windows` over regions as they come: each window is handed out as soon as the
-    next region does not fit in it (or the regions end)."""
-    open_regions: list[SpeechRegion] = []
-    filled = 0
-    for region in regions:
-        for piece in split_long([region], limit):
-            if open_regions and filled + piece.samples > limit:
-                yield Window(tuple(open_regions))
-                open_regions, filled = [], 0
-            open_regions.append(piece)
-            filled += piece.samples
-    if open_regions:
-        yield Window(tuple(open_regions))
+    windows: list[list[SpeechRegion]] = []
+    filled = limit + 1
+    for region in split_long(regions, limit):
+        if filled + region.samples > limit:
+            windows.append([])
+            filled = 0
+        windows[-1].append(region)
+        filled += region.samples
+    return [Window(tuple(w)) for w in windows]
 
 
 def group_blocks(windows: list[Window], per_block: int = WINDOWS_PER_BLOCK) -> list[Block]:

@@ -62,24 +62,3 @@ def test_speech_after_a_long_silence_is_still_found(tmp_path: Path) -> None:
     found = regions(pcm_of(samples, tmp_path / "late.pcm"))
     assert found and found[0].start >= 16000 * 399
     assert found[-1].end <= len(samples)
-
-
-@pytest.mark.parametrize("piece", [1, 7, 1000])
-def test_regions_found_piece_by_piece_are_those_of_one_pass(tmp_path: Path, piece: int) -> None:
-    """The streaming finder (windows start while VAD still runs) hands out the very regions
-    one pass finds, each once, in order, whatever the size of the pieces fed to it."""
-    from app.pipeline.vad import RegionFinder
-
-    wav, _ = pyannote_sample()
-    parts = [np.asarray(decode_file(p).samples) for p in (JFK, CONVERSATION, wav)]
-    pcm = pcm_of(np.concatenate(parts * 2), tmp_path / "a.pcm")
-    probabilities = speech_probabilities(pcm)
-    for options in (VadOptions(), VadOptions(max_speech_duration_s=5, min_silence_duration_ms=160)):
-        expected = speech_regions(probabilities, pcm.samples, options)
-        assert len(expected) >= 3
-        finder = RegionFinder(pcm.samples, options)
-        streamed: list[SpeechRegion] = []
-        for at in range(0, len(probabilities), piece):
-            streamed += finder.feed(probabilities[at : at + piece])
-        assert streamed == expected[: len(streamed)]  # nothing handed out changes later
-        assert streamed + finder.finish() == expected
