@@ -145,25 +145,20 @@ class WindowDecoder:
         # window has ended is read every few steps only: the host queues steps ahead of
         # the GPU instead of waiting on each one.
         for step in range(self.max_positions - length):
-            if step == 0:
+            if step == 0 or temperature > 0:
+                if step:  # the previous choice is in the decoder's token buffer
+                    logits = decoder.step(decoder.tokens[:batch], length + step - 1)
                 chosen = selection.choose(logits, batch, timestamps, temperature, generator)
                 decoder.tokens[:batch].copy_(chosen)
-                decoder.position.fill_(length)
-            elif temperature > 0:
-                visible = decoder.visible_length(length + step - 1)
-                stepped = decoder.replay("logits", batch, visible, decoder.step_logits)
-                assert stepped is not None
-                chosen = selection.choose(stepped, batch, timestamps, temperature, generator)
-                decoder.tokens[:batch].copy_(chosen)
-                decoder.position.add_(1)
+                decoder.position.fill_(length + step)
             else:  # greedy: the decoder's step and the choice are one graph
-                visible = decoder.visible_length(length + step - 1)
 
                 def greedy(rows: int, visible: int, flag: bool = timestamps) -> None:
                     chosen = selection.choose(decoder.step_logits(rows, visible), rows, flag)
                     decoder.tokens[:rows].copy_(chosen)
                     decoder.position.add_(1)
 
+                visible = decoder.visible_length(length + step - 1)
                 decoder.replay(("greedy", timestamps), batch, visible, greedy, selection.buffers)
             done = step + 1
             if step % _SYNC_EVERY == 0 and bool(selection.finished[:batch].all()):
