@@ -6,7 +6,7 @@ computed on the model's device; windows of one call are encoded and decoded as o
 (app/engines/torch_decoding.py: greedy, per-window temperature fallback and quality
 checks); word times come from cross-attention DTW (app/engines/torch_audio.py).
 
-Windows decode with timestamp tokens (Whisper's rules, app/engines/torch_timestamp_rules.py)
+Windows decode with timestamp tokens (Whisper's rules, app/engines/torch_selection.py)
 and are cut into segments at them; a window whose decode ends on a timestamp pair before its
 end is finished in a further round from there, as the sequential decoder seeks. Differences
 from the CTranslate2 engine, on purpose or not yet done: decoding is greedy (`beam_size` is

@@ -3,11 +3,11 @@
 transformers' decoder runs a few hundred small kernels per token, each launched from
 Python (32 layers for large-v3): on a GPU the host, not the GPU, sets the pace, and in a
 server every other thread holding the GIL delays it further. Here the key/value caches are
-fixed tensors (self-attention: every position up to the model's 448, masked past the
-current one; cross-attention: computed once from the encoder states), so one step has
-fixed shapes and addresses and is captured once per batch size as a CUDA graph: a step is
-then one launch. The same arithmetic runs eagerly on a CPU (and in the tests, where it is
-checked against transformers' decoder).
+fixed tensors (self-attention: up to the model's 448 positions, masked past the current
+one; cross-attention: computed once from the encoder states), so one step has fixed shapes
+and addresses and is captured as a CUDA graph once per row bucket and attended length
+(`replay`): a step is then one launch. The same arithmetic runs eagerly on a CPU (and in
+the tests, where it is checked against transformers' decoder).
 
 Weights are the transformers model's own modules (`WhisperForConditionalGeneration`);
 nothing is copied.
@@ -28,7 +28,7 @@ _VISIBLE = (64, 128, 256)  # cache positions a step attends over (else all: 448 
 
 
 class StaticDecoder:
-    def __init__(self, model: Any, use_graphs: bool | None = None) -> None:
+    def __init__(self, model: Any) -> None:
         decoder = model.model.decoder
         self._layers = list(decoder.layers)
         self._embed_tokens = decoder.embed_tokens
@@ -42,8 +42,7 @@ class StaticDecoder:
         self.max_positions = int(model.config.max_target_positions)
         self._device = self._embed_positions.device
         self._dtype = self._embed_positions.dtype
-        graphs_ok = self._device.type == "cuda"
-        self._use_graphs = graphs_ok if use_graphs is None else (use_graphs and graphs_ok)
+        self._use_graphs = self._device.type == "cuda"  # off for good if a capture fails
         self._capacity = 0
         self._source_len = 0
         self._graphs: dict[tuple[Hashable, int, int], Any] = {}
