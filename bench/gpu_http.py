@@ -100,6 +100,7 @@ def load(
     windows = after.get("windows", 0) - before.get("windows", 0)
     batches = after.get("batches", 0) - before.get("batches", 0)
     engine_s = after.get("engine_seconds", 0.0) - before.get("engine_seconds", 0.0)
+    idle_s = after.get("idle_seconds", 0.0) - before.get("idle_seconds", 0.0)
     return {
         "clients": clients,
         "requests": len(latencies),
@@ -111,6 +112,7 @@ def load(
         "rtfx_windows": round(windows * WINDOW_S / wall),
         "mean_batch": round(windows / batches, 1) if batches else None,
         "engine_busy": f"{engine_s / wall:.0%}",
+        "scheduler_idle": f"{idle_s / wall:.0%}",  # waited with no window queued
         "engine_s_per_batch": round(engine_s / batches, 3) if batches else None,
         "p50_s": round(percentile(latencies, 50), 2) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 2) if latencies else None,

@@ -5,6 +5,7 @@ not starved by a long one, and a cancelled request's queued windows never reach 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
@@ -224,3 +225,19 @@ def test_one_bad_window_fails_only_its_own_request(
     with pytest.raises(RuntimeError, match="empty window"):
         bad.result(timeout=60)
     assert sizes == [1, 2, 1, 1]  # the failed batch of two, then each window alone
+
+
+def test_the_scheduler_accounts_for_its_busy_and_idle_time(
+    recorder: Recorder, clips: dict[str, np.ndarray], scheduler: Callable[[int], WindowScheduler]
+) -> None:
+    s = scheduler(4)
+    time.sleep(0.3)  # nothing queued: idle, and counted while it lasts
+    assert s.idle_s >= 0.25 and s.stats.idle_s == 0.0
+    stream = s.open(recorder.loaded)
+    future = stream.submit(recorder.window(clips["jfk_style"], "a"))
+    assert recorder.started.wait(30)
+    time.sleep(0.3)  # the window is in the engine: busy
+    recorder.release.set()
+    assert "ask not" in text(future).lower()
+    assert s.stats.idle_s >= 0.25 and s.stats.engine_s >= 0.25
+    assert s.idle_s >= s.stats.idle_s

@@ -86,6 +86,7 @@ async def queue_metrics(request: Request) -> JSONResponse:
             "largest_batch": done.largest_batch,
             "cancelled_windows": done.cancelled,
             "engine_seconds": round(done.engine_s, 3),
+            "idle_seconds": round(scheduler.idle_s, 3),
         }
     return JSONResponse(
         {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,8 @@ from app.engines.base import (
 from app.engines.torch_selection import Selection, Vocabulary
 from app.engines.torch_static_decoder import StaticDecoder
 
-_SYNC_EVERY = 4  # decoder steps between checks that every window has ended
+_CHECK_EVERY = 2  # decoder steps between checks that every window has ended
+_CHECK_LAG = 2  # checks queued on the GPU before the host reads the oldest one
 
 
 @dataclass(frozen=True)
@@ -135,15 +136,16 @@ class WindowDecoder:
         batch, device = len(prefixes), states.device
         ids = torch.tensor(prefixes, device=device)
         hidden = decoder.prefill(states, ids)
-        no_speech = decoder.logits(hidden[:, sot_index]).softmax(-1)[:, vocab.no_speech].tolist()
+        no_speech_t = decoder.logits(hidden[:, sot_index]).softmax(-1)[:, vocab.no_speech]
         logits = decoder.logits(hidden[:, -1])
         selection = self._selection(logits.shape[-1], device)
         selection.reset()
         length = ids.shape[1]
         done = 0
-        # The chosen tokens stay on the device until the pass ends, and whether every
-        # window has ended is read every few steps only: the host queues steps ahead of
-        # the GPU instead of waiting on each one.
+        ended = _EndWatch(device)
+        # Everything stays on the device until the pass ends; whether every window has
+        # ended is read a few steps late (_EndWatch), so the host keeps steps queued ahead
+        # of the GPU instead of draining its queue at each check.
         for step in range(self.max_positions - length):
             if step == 0 or temperature > 0:
                 if step:  # the previous choice is in the decoder's token buffer
@@ -161,8 +163,9 @@ class WindowDecoder:
                 visible = decoder.visible_length(length + step - 1)
                 decoder.replay(("greedy", timestamps), batch, visible, greedy, selection.buffers)
             done = step + 1
-            if step % _SYNC_EVERY == 0 and bool(selection.finished[:batch].all()):
+            if step % _CHECK_EVERY == 0 and ended.post(selection.finished[:batch].all()):
                 break
+        no_speech = no_speech_t.tolist()
         chosen_all = selection.tokens[:batch, :done]
         logprob_all = selection.logprobs[:batch, :done]
         sum_logprob = selection.sum_logprob[:batch]
@@ -188,6 +191,30 @@ class WindowDecoder:
                 )
             )
         return results
+
+
+class _EndWatch:
+    """Whether every window has ended, asked on the device and answered on the host `_CHECK_LAG`
+    checks later (CUDA: a copy to pinned memory and an event; CPU: at once). Reading it late
+    costs a few extra steps for rows that have ended (they only repeat end-of-text); reading
+    it at once would leave the GPU idle while the host wakes up and queues the next step."""
+
+    def __init__(self, device: torch.device) -> None:
+        self._lag = _CHECK_LAG if device.type == "cuda" else 0
+        self._posted: deque[tuple[torch.Tensor, torch.cuda.Event]] = deque()
+
+    def post(self, all_ended: torch.Tensor) -> bool:
+        """Queue this check; True when the oldest check still waiting said "ended"."""
+        if not self._lag:
+            return bool(all_ended)
+        event = torch.cuda.Event()
+        self._posted.append((all_ended.to("cpu", non_blocking=True), event))
+        event.record()
+        if len(self._posted) <= self._lag:
+            return False
+        host, event = self._posted.popleft()
+        event.synchronize()
+        return bool(host)
 
 
 def _needs_fallback(result: WindowResult) -> bool:

@@ -74,6 +74,9 @@ class SchedulerStats:
     cancelled: int = 0
     engine_s: float = 0.0
     """Seconds the engine spent on batches (busy time: engine_s / wall time = utilisation)."""
+    idle_s: float = 0.0
+    """Seconds the scheduler waited with no window queued (the engine starved, or no load);
+    wall time - engine_s - idle_s is the scheduler's own time between batches."""
 
 
 class WindowScheduler:
@@ -92,6 +95,7 @@ class WindowScheduler:
         self._streams: deque[WindowStream] = deque()
         self._closed = False
         self.stats = SchedulerStats()
+        self._idle_since: float | None = None
         self._thread = threading.Thread(target=self._loop, name="window-scheduler", daemon=True)
         self._thread.start()
 
@@ -106,6 +110,13 @@ class WindowScheduler:
         """Transcriptions with windows in the scheduler."""
         with self._ready:
             return len(self._streams)
+
+    @property
+    def idle_s(self) -> float:
+        """Seconds waited with no window queued, the wait going on now included."""
+        with self._ready:
+            since = self._idle_since
+            return self.stats.idle_s + (time.perf_counter() - since if since else 0.0)
 
     def open(self, model: LoadedModel, label: str = "") -> WindowStream:
         return WindowStream(self, model, label)
@@ -150,8 +161,11 @@ class WindowScheduler:
     def _loop(self) -> None:
         while True:
             with self._ready:
+                self._idle_since = time.perf_counter()
                 while not self._closed and not any(s.queue for s in self._streams):
                     self._ready.wait()
+                self.stats.idle_s += time.perf_counter() - self._idle_since
+                self._idle_since = None
                 if self._closed:
                     return
                 model, batch = self._take()

@@ -5,6 +5,9 @@
 #   device.sh probe      what is installed; install ctranslate2 and ask it for the GPU
 #   device.sh setup      join the chunks, install the wheels, lay out code, clips and models
 #   device.sh bench ARGS bench/run.py on CUDA with ARGS; output and JSON go to $OUT
+#   device.sh keep DIR...  copy carried folders (bench/out/gpu/DIR) into /tmp/gpu/DIR
+#   device.sh install    install /tmp/gpu/{wheels1,synth/whl,spy} and join the base model's
+#                        pieces (/tmp/gpu/mb*/mb.0*, files in mb3) into /tmp/gpu/models/base
 #   device.sh run CMD... CMD in this working-tree copy, with the staged wheels and cuBLAS
 set -uo pipefail
 g=/tmp/gpu
@@ -55,10 +58,19 @@ c.get_cuda_device_count(), 'types:', sorted(c.get_supported_compute_types('cuda'
       tee "${OUT:-/tmp}/bench.log"
     cp bench/out/service.log "${OUT:-/tmp}/" 2>/dev/null
     ;;
+  keep)
+    shift
+    for d in "$@"; do cp -r "bench/out/gpu/$d" "$g/" && du -sh "$g/$d"; done
+    ;;
+  install)
+    install_wheels "$g"/wheels1/*.whl "$g"/synth/whl/*.whl "$g"/spy/*.whl || exit 1
+    mkdir -p "$g/models/base" && cat "$g"/mb*/mb.0* > "$g/models/base/model.bin" &&
+      cp "$g"/mb3/*.json "$g"/mb3/vocabulary.txt "$g/models/base/" && du -sh "$g/models/base"
+    ;;
   run)
     shift
     cublas_env || exit 1
     "$@"
     ;;
-  *) echo "usage: $0 stage|probe|setup|bench [bench/run.py args]|run CMD"; exit 2 ;;
+  *) echo "usage: $0 stage|probe|setup|bench ARGS|keep DIR...|install|run CMD"; exit 2 ;;
 esac
