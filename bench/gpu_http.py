@@ -22,6 +22,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ class SyntheticServer(LiveServer):
         return subprocess.Popen(
             [*command, "--port", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
         )
+
+
+def show(row: dict[str, Any]) -> None:
+    print({k: v for k, v in row.items() if k != "timeline"}, flush=True)
 
 
 def load(
@@ -93,7 +98,32 @@ def load(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
+    timeline: list[dict[str, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        """Where the wall time goes: the scheduler's counters every half second."""
+        started = time.perf_counter()
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.wait(0.5):
+                now = http.get("/queue-metrics").json()["scheduler"] or {}
+                timeline.append(
+                    {
+                        "t": round(time.perf_counter() - started, 2),
+                        "queued": now.get("queued_windows", 0),
+                        "windows": now.get("windows", 0) - before.get("windows", 0),
+                        "engine_s": round(now.get("engine_seconds", 0.0) - engine_before, 2),
+                        "idle_s": round(now.get("idle_seconds", 0.0) - idle_before, 2),
+                    }
+                )
+
+    engine_before = before.get("engine_seconds", 0.0)
+    idle_before = before.get("idle_seconds", 0.0)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     wall = concurrently([client] * clients)
+    stop.set()
+    sampler.join()
     if spy is not None:
         spy.wait(timeout=60)
     after = httpx.get(f"{url}/queue-metrics").json()["scheduler"] or {}
@@ -116,6 +146,7 @@ def load(
         "engine_s_per_batch": round(engine_s / batches, 3) if batches else None,
         "p50_s": round(percentile(latencies, 50), 2) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 2) if latencies else None,
+        "timeline": timeline,
     }
 
 
@@ -153,12 +184,12 @@ def real(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             if script.is_file():
                 score = round(wer(script.read_text(), text), 4)
                 rows.append({"part": "real", "runner": f"service, {engine}", "wer": score})
-                print(rows[-1], flush=True)
+                show(rows[-1])
             for clients in [int(c) for c in args.clients.split(",")]:
                 spy = _profile(args, s.process.pid, f"real-{engine}-{clients}", clients)
                 row = load(s.url, args.clip, clients, args.requests, seconds, spy)
                 rows.append({"part": "real", "runner": f"service, {engine}", **row})
-                print(rows[-1], flush=True)
+                show(rows[-1])
     peers_real(args, seconds, rows)
 
 
@@ -191,7 +222,7 @@ def peers_real(args: argparse.Namespace, seconds: float, rows: list[dict[str, An
             run(args, audio, seconds, rows)
         except Exception as exc:  # one peer failing must not lose the others' numbers
             rows.append({"part": "real", "runner": name, "error": repr(exc)[:300]})
-            print(rows[-1], flush=True)
+            show(rows[-1])
 
 
 def faster_whisper_peer(
@@ -212,7 +243,7 @@ def faster_whisper_peer(
         rows.append(
             {"part": "real", "runner": runner, "rtfx_audio": round(seconds / wall), "wall_s": wall}
         )
-        print(rows[-1], flush=True)
+        show(rows[-1])
 
 
 def pipeline_peer(
@@ -260,7 +291,7 @@ def pipeline_peer(
     rows.append(
         {"part": "real", "runner": runner, "rtfx_audio": round(seconds / wall), "wall_s": wall}
     )
-    print(rows[-1], flush=True)
+    show(rows[-1])
 
 
 def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
@@ -285,7 +316,7 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                         **row,
                     }
                 )
-                print(rows[-1], flush=True)
+                show(rows[-1])
         finally:
             server.stop()
         if not args.peers:
@@ -294,7 +325,7 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             peers_synthetic(args, shape, rows)
         except Exception as exc:  # keep the service's numbers
             rows.append({"part": "synthetic", "shape": shape, "error": repr(exc)[:300]})
-            print(rows[-1], flush=True)
+            show(rows[-1])
         torch.cuda.empty_cache()
 
 
@@ -322,7 +353,7 @@ def peers_synthetic(args: argparse.Namespace, shape: str, rows: list[dict[str, A
                 "wall_s": round(wall, 2),
             }
         )
-        print(rows[-1], flush=True)
+        show(rows[-1])
 
 
 def main() -> None:

@@ -206,3 +206,35 @@ def test_static_decoder_follows_transformers_decoder(
             )
             cache = out.past_key_values
             theirs = model.proj_out(out.last_hidden_state[:, -1]).float()
+
+
+def test_batched_features_are_faster_whispers_per_window(
+    torch_model: TorchWhisperModel, tmp_path: Path
+) -> None:
+    """All windows go through one zero-padded STFT; each must still get the features
+    faster-whisper computes for it alone (its own maximum, its own last frame), with zeros
+    past its audio. Lengths: a full window, and shorter ones ending at various points
+    within a 10 ms hop (the last frame is where padding could leak in)."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from app.engines.torch_audio import log_mel
+
+    audio = samples(CONVERSATION, tmp_path)
+    click_at_the_end = audio[:16150] * 0.01
+    click_at_the_end[-20:] = 0.9
+    pieces = [
+        audio[:WINDOW],
+        audio[16000 : 16000 + 7 * 16000 + 37],
+        audio[: WINDOW - 12345],
+        audio[5 * 16000 : 5 * 16000 + 159],
+        np.zeros(16000, dtype=np.float32),  # silence: floored against its own maximum
+        click_at_the_end,  # loudest in the frame just past its own: not its maximum
+    ]
+    mels, frames = log_mel(pieces, torch_model._filters)
+    reference = FeatureExtractor(feature_size=int(torch_model._model.config.num_mel_bins))
+    for i, piece in enumerate(pieces):
+        expected = reference(piece)[:, :3000]
+        assert frames[i] == expected.shape[1], i
+        ours = mels[i].cpu().numpy()
+        np.testing.assert_allclose(ours[:, : frames[i]], expected, atol=2e-4, err_msg=str(i))
+        assert not ours[:, frames[i] :].any(), i

@@ -32,25 +32,38 @@ _APPEND = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
 _SENTENCE_ENDS = ".。!！?？"  # noqa: RUF001
 
 
+_MEL_CHUNK = 32  # windows per STFT call: bounds the complex spectrum's memory (~150 MB)
+
+
 def log_mel(samples: list[np.ndarray], filters: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     """(windows, n_mels, 3000) features for up to 30 s of audio each, on `filters`' device,
     and how many frames of each hold audio. As faster-whisper computes them (so both
     engines see the same input): 10 ms of silence appended, each window floored against its
-    own maximum, frames past the audio set to 0."""
+    own maximum, frames past the audio set to 0.
+
+    All windows go through one STFT, zero-padded to 30 s: a window's last frame reaches at
+    most 40 samples past its appended silence, where the reflection of a window computed
+    alone holds zeros too, so each window's frames are its own (the padding only adds
+    frames past its end, which are left out of its maximum and zeroed)."""
     device = filters.device
+    lengths = [min(len(audio), WINDOW_SAMPLES) for audio in samples]
+    frames = [min(n // HOP + 1, FRAMES) for n in lengths]
+    host = np.zeros((len(samples), WINDOW_SAMPLES + HOP), dtype=np.float32)
+    for row, (audio, n) in zip(host, zip(samples, lengths, strict=True), strict=True):
+        row[:n] = audio[:n]
     window = torch.hann_window(N_FFT, device=device)
-    batch = torch.zeros(len(samples), filters.shape[0], FRAMES, device=device)
-    frames = []
-    for i, audio in enumerate(samples):
-        clip = torch.from_numpy(np.asarray(audio[:WINDOW_SAMPLES], dtype=np.float32))
-        clip = torch.nn.functional.pad(clip.to(device), (0, HOP))
-        stft = torch.stft(clip, N_FFT, HOP, window=window, return_complex=True)
-        mel = (filters @ (stft[..., :-1].abs() ** 2)).clamp(min=1e-10).log10()
-        mel = (torch.maximum(mel, mel.max() - 8.0) + 4.0) / 4.0
-        count = min(mel.shape[-1], FRAMES)
-        batch[i, :, :count] = mel[:, :count]
-        frames.append(count)
-    return batch, frames
+    counts = torch.tensor(frames, device=device)
+    signal = torch.from_numpy(host).to(device)
+    chunks = []
+    for first in range(0, len(samples), _MEL_CHUNK):
+        part = signal[first : first + _MEL_CHUNK]
+        stft = torch.stft(part, N_FFT, HOP, window=window, return_complex=True)
+        mel = (filters @ (stft[..., :FRAMES].abs() ** 2)).clamp(min=1e-10).log10()
+        inside = torch.arange(FRAMES, device=device) < counts[first : first + _MEL_CHUNK, None]
+        peak = mel.masked_fill(~inside[:, None], -torch.inf).amax(dim=(1, 2), keepdim=True)
+        mel = (torch.maximum(mel, peak - 8.0) + 4.0) / 4.0
+        chunks.append(mel.masked_fill(~inside[:, None], 0.0))
+    return torch.cat(chunks), frames
 
 
 @dataclass(frozen=True)
