@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     `int8_float16`, ... MLX: `auto` (float32 on CPU, float16 on GPU), `float32`, `float16`.
     torch: `auto` (float16 on CUDA, float32 on CPU), `float32`, `float16`, `bfloat16`."""
 
+    torch_compile: bool | None = None
+    """torch engine: compile Whisper's encoder with torch.compile when a model loads (needs
+    a C compiler, and Triton on CUDA, as a normal PyTorch install has). Measured on an H100
+    with a large-v3-turbo-shaped model: the encoder 30 % faster (a batch 21 % faster), for
+    about 35 s more per model load. Unset = on with CUDA, off on CPU. If compiling fails,
+    the encoder runs uncompiled and the log says so."""
+
     max_batch_windows: int = Field(default=16, ge=0, le=512)
     """The window scheduler's batch: speech windows (<= 30 s each), taken from every
     request and job in progress, that one engine call decodes together. Each window gets

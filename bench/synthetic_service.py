@@ -86,9 +86,16 @@ class FixedLengthModel(TorchWhisperModel):
 
 
 class SyntheticEngine(TorchEngine):
-    def __init__(self, cache_dir: Path, shape: str, tokens: int, device: str = "cuda") -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        shape: str,
+        tokens: int,
+        device: str = "cuda",
+        compile_encoder: bool | None = None,
+    ) -> None:
         compute_type = "float16" if device == "cuda" else "float32"
-        super().__init__(cache_dir, device, compute_type, batch_size=128)
+        super().__init__(cache_dir, device, compute_type, 128, compile_encoder)
         self.shape, self.tokens = shape, tokens
 
     def load(self, name: str, path: Path) -> FixedLengthModel:
@@ -100,7 +107,7 @@ class SyntheticEngine(TorchEngine):
         folder = path if has_them else convert(path, self._cache_dir, name)
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         model = random_whisper(self.shape, self.device, dtype)
-        return FixedLengthModel(f"{self.shape}-random", folder, model, self.tokens)
+        return self.prepared(FixedLengthModel(f"{self.shape}-random", folder, model, self.tokens))
 
 
 def main() -> None:
@@ -115,6 +122,9 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/synthetic-cache"))
     parser.add_argument("--device", default="cuda")
+    parser.add_argument(
+        "--compile", default=None, choices=("true", "false"), help="TORCH_COMPILE (unset: auto)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = Settings(
@@ -131,7 +141,8 @@ def main() -> None:
         max_queue_size=256,
         log_level="WARNING",
     )
-    engine = SyntheticEngine(args.cache_dir, args.shape, args.tokens, args.device)
+    compile_encoder = None if args.compile is None else args.compile == "true"
+    engine = SyntheticEngine(args.cache_dir, args.shape, args.tokens, args.device, compile_encoder)
     app = create_app(settings, engine=engine)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 

@@ -13,6 +13,7 @@ import pytest
 from audio_tools import CONVERSATION, JFK, SPANISH, normalize
 
 from app.domain import Audio, DecodeOptions
+from app.engines.base import SpeechWindow
 from app.pipeline.decode import decode_to_pcm
 
 pytest.importorskip("transformers")
@@ -238,3 +239,30 @@ def test_batched_features_are_faster_whispers_per_window(
         ours = mels[i].cpu().numpy()
         np.testing.assert_allclose(ours[:, : frames[i]], expected, atol=2e-4, err_msg=str(i))
         assert not ours[:, frames[i] :].any(), i
+
+
+def texts(model: TorchWhisperModel, windows: list[SpeechWindow]) -> list[str]:
+    return [" ".join(s.text for s in w.segments) for w in model.decode_windows(windows)]
+
+
+def test_the_compiled_encoder_gives_the_same_words_for_any_batch_size(
+    torch_model: TorchWhisperModel, tiny_en: Path, tmp_path: Path
+) -> None:
+    """TORCH_COMPILE's path on the CPU (Inductor, C++): one graph for every batch size
+    (a recompile would be a ~30 s stall in a request, so here it is an error), and the
+    same words as the uncompiled encoder."""
+    import torch
+
+    compiled = TorchEngine(tmp_path / "cache", "cpu", "float32", 8, compile_encoder=True).load(
+        "tiny.en", tiny_en
+    )
+    assert compiled._decoder.compiled_encoder is not None
+    conversation = samples(CONVERSATION, tmp_path)
+    batches = [
+        [samples(JFK, tmp_path)],
+        [conversation[k * WINDOW // 2 :][:WINDOW] for k in range(4)],  # a size not warmed up
+    ]
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for pieces in batches:
+            windows = [SpeechWindow(p, DecodeOptions(language="en")) for p in pieces]
+            assert texts(compiled, windows) == texts(torch_model, windows)

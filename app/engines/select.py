@@ -65,7 +65,13 @@ def build_engine(settings: Settings) -> Engine:
             raise EngineUnavailable(
                 f"ASR_ENGINE=torch needs torch and transformers ({exc})."
             ) from exc
-        return TorchEngine(settings.cache_dir, settings.device, settings.compute_type, _TORCH_BATCH)
+        return TorchEngine(
+            settings.cache_dir,
+            settings.device,
+            settings.compute_type,
+            _TORCH_BATCH,
+            settings.torch_compile,
+        )
     from app.engines.mlx_engine import MLXEngine  # imports MLX only when constructed
 
     try:

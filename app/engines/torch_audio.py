@@ -48,12 +48,13 @@ def log_mel(samples: list[np.ndarray], filters: torch.Tensor) -> tuple[torch.Ten
     device = filters.device
     lengths = [min(len(audio), WINDOW_SAMPLES) for audio in samples]
     frames = [min(n // HOP + 1, FRAMES) for n in lengths]
-    host = np.zeros((len(samples), WINDOW_SAMPLES + HOP), dtype=np.float32)
-    for row, (audio, n) in zip(host, zip(samples, lengths, strict=True), strict=True):
-        row[:n] = audio[:n]
+    # Each window is copied straight into its row on the device (a host-side batch would
+    # cost one more copy of every sample: measured slower on the H100).
+    signal = torch.zeros((len(samples), WINDOW_SAMPLES + HOP), device=device)
+    for row, audio, n in zip(signal, samples, lengths, strict=True):
+        row[:n].copy_(torch.from_numpy(np.asarray(audio[:n], dtype=np.float32)))
     window = torch.hann_window(N_FFT, device=device)
     counts = torch.tensor(frames, device=device)
-    signal = torch.from_numpy(host).to(device)
     chunks = []
     for first in range(0, len(samples), _MEL_CHUNK):
         part = signal[first : first + _MEL_CHUNK]

@@ -25,6 +25,7 @@ from app.engines.base import (
     LOG_PROB_THRESHOLD,
     NO_SPEECH_THRESHOLD,
 )
+from app.engines.torch_compile import Encode
 from app.engines.torch_selection import Selection, Vocabulary
 from app.engines.torch_static_decoder import StaticDecoder
 
@@ -69,6 +70,7 @@ class WindowDecoder:
         self.max_positions = int(model.config.max_target_positions)
         self.static = StaticDecoder(model)
         self._chooser: Selection | None = None
+        self.compiled_encoder: Encode | None = None  # app/engines/torch_compile.py
 
     def _selection(self, vocabulary_size: int, device: torch.device) -> Selection:
         """The choice buffers, as many rows as the decoder's caches (graphs captured with
@@ -84,6 +86,8 @@ class WindowDecoder:
 
     @torch.inference_mode()
     def encode(self, mels: torch.Tensor) -> torch.Tensor:
+        if self.compiled_encoder is not None:
+            return self.compiled_encoder(mels.to(self.model.dtype))
         return self.model.model.encoder(mels.to(self.model.dtype)).last_hidden_state
 
     @torch.inference_mode()

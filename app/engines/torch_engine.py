@@ -37,9 +37,15 @@ from app.engines.base import (
     whisper_transcript,
 )
 from app.engines.timestamp_tokens import split_at_timestamps
-from app.engines.torch_audio import SAMPLE_RATE, WINDOW_SAMPLES, log_mel, word_times
+from app.engines.torch_audio import FRAMES, SAMPLE_RATE, WINDOW_SAMPLES, log_mel, word_times
 from app.engines.torch_decoding import WindowDecoder, WindowResult, WindowTask
-from app.engines.torch_segments import features_from, pass_segments
+from app.engines.torch_segments import (
+    features_from,
+    ms,
+    pass_segments,
+    sample_bounds,
+    shifted,
+)
 from app.engines.torch_selection import Vocabulary
 from app.languages import LANGUAGE_NAMES
 from app.models.ct2_to_torch import convert
@@ -100,7 +106,7 @@ class TorchWhisperModel:
         windows: list[tuple[float, float]] | None = None,
     ) -> Transcript:
         samples = np.asarray(audio.samples, dtype=np.float32)
-        bounds = _sample_bounds(len(samples), windows)
+        bounds = sample_bounds(len(samples), windows)
         language, probability = ("en", 1.0) if self.english_only else (options.language, 1.0)
         # Without a language, the first window goes alone: its guess holds for the rest.
         size = self._batch_size
@@ -116,9 +122,9 @@ class TorchWhisperModel:
             for (start, _), text in zip(chunk, self.decode_windows(batch), strict=True):
                 if language is None:
                     language, probability = text.language, text.language_probability
-                offset = _ms(start / SAMPLE_RATE)
+                offset = ms(start / SAMPLE_RATE)
                 segments.extend(
-                    _shifted(segment, offset, len(segments), start // 160)
+                    shifted(segment, offset, len(segments), start // 160)
                     for segment in text.segments
                 )
         return whisper_transcript(
@@ -204,8 +210,7 @@ class TorchWhisperModel:
             frames,
         )
         return [
-            (Word(_ms(w.start_s), _ms(w.end_s), w.text, w.probability), w.token_count)
-            for w in timed
+            (Word(ms(w.start_s), ms(w.end_s), w.text, w.probability), w.token_count) for w in timed
         ]
 
     def _languages(self, windows: Sequence[SpeechWindow], states: Any) -> list[tuple[str, float]]:
@@ -246,6 +251,13 @@ class TorchWhisperModel:
         probs = logits[:, ids].softmax(-1).tolist()
         return [dict(zip(codes, row, strict=True)) for row in probs]
 
+    def compile_encoder(self) -> None:
+        """The encoder through torch.compile from now on, if it compiles (else as it was)."""
+        from app.engines.torch_compile import compiled_encoder
+
+        encoder, mels = self._model.model.encoder, int(self._model.config.num_mel_bins)
+        self._decoder.compiled_encoder = compiled_encoder(encoder, mels, FRAMES)
+
     def unload(self) -> None:
         del self._decoder  # it holds the model too, and its caches and CUDA graphs
         self._model = None
@@ -256,11 +268,21 @@ class TorchEngine:
     name = "torch"
     runs_torch = True
 
-    def __init__(self, cache_dir: Path, device: str, compute_type: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        device: str,
+        compute_type: str,
+        batch_size: int,
+        compile_encoder: bool | None = None,
+    ) -> None:
+        """`compile_encoder`: torch.compile the encoder at load; None = on CUDA only."""
         self.device = resolve_device(device)
         if compute_type == "auto":
             compute_type = "float16" if self.device.startswith("cuda") else "float32"
         self.compute_type = compute_type
+        on_cuda = self.device.startswith("cuda")
+        self.compile_encoder = on_cuda if compile_encoder is None else compile_encoder
         self._cache_dir = cache_dir
         self._batch_size = batch_size
 
@@ -276,31 +298,11 @@ class TorchEngine:
         model = WhisperForConditionalGeneration.from_pretrained(
             folder, dtype=dtype, attn_implementation="sdpa"
         )
-        return TorchWhisperModel(name, folder, model.to(self.device).eval(), self._batch_size)
+        loaded = TorchWhisperModel(name, folder, model.to(self.device).eval(), self._batch_size)
+        return self.prepared(loaded)
 
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
-def _shifted(segment: Segment, offset_ms: int, index: int, seek: int) -> Segment:
-    """A window's segment placed on the audio's time line."""
-    words = tuple(
-        replace(w, start_ms=w.start_ms + offset_ms, end_ms=w.end_ms + offset_ms)
-        for w in segment.words
-    )
-    return replace(
-        segment,
-        id=index,
-        seek=seek,
-        start_ms=segment.start_ms + offset_ms,
-        end_ms=segment.end_ms + offset_ms,
-        words=words,
-    )
-
-
-def _sample_bounds(total: int, windows: list[tuple[float, float]] | None) -> list[tuple[int, int]]:
-    """The windows in samples; without them, 30 s pieces of the whole audio."""
-    if windows:
-        return [(round(a * SAMPLE_RATE), min(round(b * SAMPLE_RATE), total)) for a, b in windows]
-    return [(s, min(s + WINDOW_SAMPLES, total)) for s in range(0, total, WINDOW_SAMPLES)]
+    def prepared[M: TorchWhisperModel](self, loaded: M) -> M:
+        """A loaded model made ready to serve: its encoder compiled where that is on."""
+        if self.compile_encoder:
+            loaded.compile_encoder()
+        return loaded

@@ -1,5 +1,6 @@
-"""The torch engine's passes over a window: the features a pass starts from, and the
-segments a pass found, placed on the window's time line with their words."""
+"""The torch engine's passes over a window and where their segments land: the features a
+pass starts from, the segments a pass found (placed on the window's time line with their
+words), and the windows' places on the recording's time line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from app.domain import Segment, Word
 from app.engines.timestamp_tokens import TimedPiece
+from app.engines.torch_audio import SAMPLE_RATE, WINDOW_SAMPLES
 from app.engines.torch_decoding import WindowResult
 
 
@@ -65,3 +67,30 @@ def pass_segments(
             )
         )
     return out
+
+
+def ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def shifted(segment: Segment, offset_ms: int, index: int, seek: int) -> Segment:
+    """A window's segment placed on the audio's time line."""
+    words = tuple(
+        replace(w, start_ms=w.start_ms + offset_ms, end_ms=w.end_ms + offset_ms)
+        for w in segment.words
+    )
+    return replace(
+        segment,
+        id=index,
+        seek=seek,
+        start_ms=segment.start_ms + offset_ms,
+        end_ms=segment.end_ms + offset_ms,
+        words=words,
+    )
+
+
+def sample_bounds(total: int, windows: list[tuple[float, float]] | None) -> list[tuple[int, int]]:
+    """The windows in samples; without them, 30 s pieces of the whole audio."""
+    if windows:
+        return [(round(a * SAMPLE_RATE), min(round(b * SAMPLE_RATE), total)) for a, b in windows]
+    return [(s, min(s + WINDOW_SAMPLES, total)) for s in range(0, total, WINDOW_SAMPLES)]

@@ -38,21 +38,19 @@ def main() -> None:
     parser.add_argument("--shape", default="large-v3-turbo")
     parser.add_argument("--batch", type=int, default=116)
     parser.add_argument("--tokens", type=int, default=100)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the encoder")
+    parser.add_argument("--compile", default="true", choices=("true", "false"))
     args = parser.parse_args()
     audio = decode_to_pcm(args.clip, Path("/tmp/breakdown.pcm")).read()
     step = 30 * 16000
     pieces = [audio[(k * step) % (len(audio) - step) :][:step] for k in range(args.batch)]
-    engine = SyntheticEngine(Path("/tmp/breakdown-cache"), args.shape, args.tokens)
+    cache = Path("/tmp/breakdown-cache")
+    engine = SyntheticEngine(cache, args.shape, args.tokens, "cuda", args.compile == "true")
     model = engine.load("base", args.models / "base")
-    if args.compile:  # an experiment: is the encoder worth compiling?
-        encoder = model._decoder.model.model.encoder
-        encoder.forward = torch.compile(encoder.forward, dynamic=False)
     options = DecodeOptions(language="en")
     from app.engines.base import SpeechWindow
 
     windows = [SpeechWindow(p, options) for p in pieces]
-    for run in range(4 if args.compile else 3):
+    for run in range(3):
         (mels, _), t_mel = timed(lambda: log_mel(pieces, model._filters))
         states, t_enc = timed(lambda m=mels: model._decoder.encode(m))
         tokenizer = model._tokenizer("transcribe", "en")
