@@ -190,7 +190,8 @@ def real(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                 row = load(s.url, args.clip, clients, args.requests, seconds, spy)
                 rows.append({"part": "real", "runner": f"service, {engine}", **row})
                 show(rows[-1])
-    peers_real(args, seconds, rows)
+    if args.peers:
+        peers_real(args, seconds, rows)
 
 
 def _clip(path: Path, seconds: float) -> Any:
