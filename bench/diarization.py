@@ -1,0 +1,221 @@
+"""Who spoke when, scored: the service's diarization on the development set
+(bench/diar_devset.py) beside offline peers on the same files, in the same run.
+
+For each file: DER and JER (pyannote.metrics, 0.25 s collar, overlapped speech not scored,
+as the issue measures), with the hypothesis taken from the words' speaker labels (what a
+reader of the transcript sees) and from the segments' labels; speakers found against the
+reference; seconds of diarization per minute of audio (the service's `diarize` stage, from
+/metrics).
+
+Peers, in-process on the same files:
+  senko           senko's own pipeline (its VAD, CAM++ embeddings, its clustering), CPU
+  pyannote+ge2e   pyannote's SpeakerDiarization with segmentation-3.0 and the GE2E encoder:
+                  the service's diarizer alone, turns only (no words)
+
+  cd bench && ../.venv/bin/python diarization.py --out out/diarization.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from diar_devset import DevFile, development_set
+from service import Service, stage_delta
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the peers run the app's own pipeline pieces in-process
+Spans = list[tuple[float, float, str]]
+
+
+def annotation(spans: Iterable[tuple[float, float, str]]) -> Any:
+    from pyannote.core import Annotation, Segment
+
+    out = Annotation()
+    for start, end, label in spans:
+        if end > start:
+            out[Segment(start, end)] = label
+    return out
+
+
+def score(file: DevFile, hypothesis: Spans) -> dict[str, Any]:
+    from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
+
+    reference = annotation((t.start, t.end, t.speaker) for t in file.turns)
+    hyp = annotation(hypothesis)
+    return {
+        "der": float(DiarizationErrorRate(collar=0.25, skip_overlap=True)(reference, hyp)),
+        "jer": float(JaccardErrorRate(collar=0.25, skip_overlap=True)(reference, hyp)),
+        "speakers": len(hyp.labels()),
+    }
+
+
+def service_rows(files: list[DevFile], model: str, out: Path) -> list[dict[str, Any]]:
+    env = {"DIARIZATION_MODEL": "offline", "HF_HUB_OFFLINE": "1"}
+    rows = []
+    with Service(model, out / "cache", out / "diarization-service.log", env) as service:
+        post(service, files[0])  # warm-up: loads the diarization pipeline
+        for file in files:
+            before = service.stage_seconds()
+            body = post(service, file)
+            took = stage_delta(before, service.stage_seconds()).get("diarize", 0.0)
+            words = [
+                (w["start"], w["end"], w.get("speaker") or "?")
+                for s in body["segments"]
+                for w in s.get("words", [])
+            ]
+            segments = [(s["start"], s["end"], s.get("speaker") or "?") for s in body["segments"]]
+            by_words, by_segments = score(file, words), score(file, segments)
+            rows.append(
+                {
+                    "file": file.name,
+                    "runner": "service (words)",
+                    **by_words,
+                    "der_segments": by_segments["der"],
+                    "s_per_min": took / (file.duration_s / 60),
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def post(service: Service, file: DevFile) -> dict[str, Any]:
+    params = {
+        "output": "json",
+        "model": service.model,
+        "language": "en",
+        "diarize": "true",
+        "word_timestamps": "true",
+    }
+    with file.path.open("rb") as f:
+        response = service.client.post(
+            "/asr", params=params, files={"audio_file": (file.path.name, f)}
+        )
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def senko_peer() -> Callable[[DevFile], Spans]:
+    import senko
+
+    diarizer = senko.Diarizer(device="cpu", warmup=True, quiet=True)
+
+    def run(file: DevFile) -> Spans:
+        from app.pipeline.decode import decode_to_pcm
+
+        pcm = decode_to_pcm(file.path, Path("/tmp/senko-peer.pcm"))
+        result = diarizer.diarize_samples(pcm.read(), sample_rate=16000)
+        segments = (result or {}).get("merged_segments", [])
+        return [(s["start"], s["end"], str(s["speaker"])) for s in segments]
+
+    return run
+
+
+def pyannote_peer(embedding: str, threshold: float) -> Callable[[], Callable[[DevFile], Spans]]:
+    return lambda: _pyannote(embedding, threshold)
+
+
+def _pyannote(embedding: str, threshold: float) -> Callable[[DevFile], Spans]:
+    from app.diarization.pipelines import build_offline
+    from app.pipeline.decode import decode_to_pcm
+
+    pipeline = build_offline("cpu", threshold, embedding)
+
+    def run(file: DevFile) -> Spans:
+        import torch
+
+        samples = decode_to_pcm(file.path, Path("/tmp/ge2e-peer.pcm")).read()
+        waveform = torch.from_numpy(samples).unsqueeze(0)
+        output = pipeline({"waveform": waveform, "sample_rate": 16000})
+        found = getattr(output, "speaker_diarization", output)
+        return [(turn.start, turn.end, label) for turn, _, label in found.itertracks(True)]
+
+    return run
+
+
+PEERS = {
+    "senko": senko_peer,
+    "pyannote+ge2e": pyannote_peer("ge2e", 0.45),  # the service's diarizer, turns only
+    **{f"pyannote+campplus@{t}": pyannote_peer("campplus", t) for t in (0.5, 0.6, 0.7)},
+}
+
+
+def peer_rows(files: list[DevFile], names: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for name in names:
+        try:
+            run = PEERS[name]()
+            run(files[0])  # warm-up
+        except Exception as exc:  # a peer that cannot run here must not lose the others
+            rows.append({"file": "-", "runner": name, "error": repr(exc)[:200]})
+            print(rows[-1], flush=True)
+            continue
+        for file in files:
+            started = time.perf_counter()
+            spans = run(file)
+            took = time.perf_counter() - started
+            rows.append(
+                {
+                    "file": file.name,
+                    "runner": name,
+                    **score(file, spans),
+                    "s_per_min": took / (file.duration_s / 60),
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def table(files: list[DevFile], rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| file | speakers | runner | DER | JER | DER (segments) | speakers found | s / min |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    truth = {f.name: f.speakers for f in files}
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | |")
+            continue
+        segments = f"{r['der_segments']:.1%}" if "der_segments" in r else ""
+        lines.append(
+            f"| {r['file']} | {truth[r['file']]} | {r['runner']} | {r['der']:.1%} | "
+            f"{r['jer']:.1%} | {segments} | {r['speakers']} | {r['s_per_min']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="tiny.en", help="ASR model (words carry the labels)")
+    parser.add_argument("--peers", default="senko,pyannote+ge2e")
+    parser.add_argument("--files", default="", help="comma-separated names; default all")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diarization.md")
+    args = parser.parse_args()
+    out = args.out.parent
+    out.mkdir(parents=True, exist_ok=True)
+    files = development_set()
+    if args.files:
+        files = [f for f in files if f.name in args.files.split(",")]
+    rows = service_rows(files, args.model, out)
+    rows += peer_rows(files, [p for p in args.peers.split(",") if p])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    header = (
+        f"Diarization, commit `{commit}`, {platform.node()} ({os.cpu_count()} cores), "
+        f"ASR model {args.model}; DER/JER with a 0.25 s collar, overlap not scored.\n\n"
+    )
+    args.out.write_text(header + table(files, rows) + "\n")
+    print(header + table(files, rows))
+
+
+if __name__ == "__main__":
+    main()
