@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--files", default="", help="comma-separated names; default all")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diarization.md")
     args = parser.parse_args()
+    args.out = args.out.resolve()  # the service runs from the repository root
     out = args.out.parent
     out.mkdir(parents=True, exist_ok=True)
     files = development_set()
