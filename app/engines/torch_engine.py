@@ -4,7 +4,9 @@ Models are the CTranslate2 folders the registry hands every engine, converted on
 transformers' layout (app/models/ct2_to_torch.py, checked tensor by tensor). Features are
 computed on the model's device; windows of one call are encoded and decoded as one batch
 (app/engines/torch_decoding.py: greedy, per-window temperature fallback and quality
-checks); word times come from cross-attention DTW (app/engines/torch_audio.py).
+checks); word times come from cross-attention DTW (app/engines/torch_audio.py). With
+TORCH_COMPILE (on with CUDA) the encoder runs through torch.compile, compiled when the
+model loads (app/engines/torch_compile.py).
 
 Windows decode with timestamp tokens (Whisper's rules, app/engines/torch_selection.py)
 and are cut into segments at them; a window whose decode ends on a timestamp pair before its
