@@ -153,9 +153,9 @@ def development_set(out: Path = OUT) -> list[DevFile]:
     for name, (speakers, turns, overlap, seed) in _RECIPES.items():
         flac, labels = out / f"{name}.flac", out / f"{name}.json"
         if not (flac.is_file() and labels.is_file()):
-            audio, reference = _conversation(name, speakers, turns, overlap, seed)
+            audio, made = _conversation(name, speakers, turns, overlap, seed)
             write_flac((audio * 32767).astype(np.int16), flac)
-            labels.write_text(json.dumps([t.__dict__ for t in reference], indent=1))
+            labels.write_text(json.dumps([t.__dict__ for t in made], indent=1))
         reference = tuple(Turn(**t) for t in json.loads(labels.read_text()))
         files.append(DevFile(name, flac, reference))
         if name != "clean-4spk":

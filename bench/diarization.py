@@ -149,7 +149,7 @@ PEERS = {
 
 
 def peer_rows(files: list[DevFile], names: list[str]) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         try:
             run = PEERS[name]()
