@@ -1,9 +1,10 @@
 """Who spoke when, scored: the service's diarization on the development set
 (bench/diar_devset.py) beside offline peers on the same files, in the same run.
 
-For each file: DER and JER (pyannote.metrics, 0.25 s collar, overlapped speech not scored,
-as the issue measures), with the hypothesis taken from the words' speaker labels (what a
-reader of the transcript sees) and from the segments' labels; speakers found against the
+For each file: DER (and how much of it is missed speech) and JER (pyannote.metrics, 0.25 s
+collar, overlapped speech not scored, as the issue measures), with the hypothesis taken
+from the words' speaker labels and from the segments' labels; the share of words labelled
+with the wrong speaker (what a reader of the transcript sees); speakers found against the
 reference; seconds of diarization per minute of audio (the service's `diarize` stage, from
 /metrics).
 
@@ -50,11 +51,33 @@ def score(file: DevFile, hypothesis: Spans) -> dict[str, Any]:
 
     reference = annotation((t.start, t.end, t.speaker) for t in file.turns)
     hyp = annotation(hypothesis)
+    parts = DiarizationErrorRate(collar=0.25, skip_overlap=True)(reference, hyp, detailed=True)
     return {
-        "der": float(DiarizationErrorRate(collar=0.25, skip_overlap=True)(reference, hyp)),
+        "der": float(parts["diarization error rate"]),
+        "missed": float(parts["missed detection"] / parts["total"]) if parts["total"] else 0.0,
         "jer": float(JaccardErrorRate(collar=0.25, skip_overlap=True)(reference, hyp)),
         "speakers": len(hyp.labels()),
     }
+
+
+def wrong_words(file: DevFile, words: Spans) -> float:
+    """Share of words whose label is not the reference speaker at the word's midpoint (after
+    the best one-to-one mapping of labels), over words that one reference speaker covers:
+    what a reader of the transcript sees, without DER's penalty for the pauses between
+    words (which count as missed speech)."""
+    from pyannote.metrics.matcher import HungarianMapper
+
+    mapping = HungarianMapper()(
+        annotation(words), annotation((t.start, t.end, t.speaker) for t in file.turns)
+    )
+    judged = wrong = 0
+    for start, end, label in words:
+        middle = (start + end) / 2
+        speakers = {t.speaker for t in file.turns if t.start <= middle <= t.end}
+        if len(speakers) == 1:
+            judged += 1
+            wrong += mapping.get(label) not in speakers
+    return wrong / judged if judged else 0.0
 
 
 def service_rows(files: list[DevFile], model: str, out: Path) -> list[dict[str, Any]]:
@@ -79,6 +102,7 @@ def service_rows(files: list[DevFile], model: str, out: Path) -> list[dict[str, 
                     "runner": "service (words)",
                     **by_words,
                     "der_segments": by_segments["der"],
+                    "wrong_words": wrong_words(file, words),
                     "s_per_min": took / (file.duration_s / 60),
                 }
             )
@@ -176,25 +200,28 @@ def peer_rows(files: list[DevFile], names: list[str]) -> list[dict[str, Any]]:
 
 def table(files: list[DevFile], rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| file | speakers | runner | DER | JER | DER (segments) | speakers found | s / min |",
-        "|---|---|---|---|---|---|---|---|",
+        "| file | speakers | runner | DER | of it missed | JER | DER (segments) | words with the"
+        " wrong speaker | speakers found | s / min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     truth = {f.name: f.speakers for f in files}
     for r in rows:
         if "error" in r:
-            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | |")
+            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | | | |")
             continue
         segments = f"{r['der_segments']:.1%}" if "der_segments" in r else ""
+        wrong = f"{r['wrong_words']:.1%}" if "wrong_words" in r else ""
         lines.append(
             f"| {r['file']} | {truth[r['file']]} | {r['runner']} | {r['der']:.1%} | "
-            f"{r['jer']:.1%} | {segments} | {r['speakers']} | {r['s_per_min']:.2f} |"
+            f"{r['missed']:.1%} | {r['jer']:.1%} | {segments} | {wrong} | {r['speakers']} | "
+            f"{r['s_per_min']:.2f} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="tiny.en", help="ASR model (words carry the labels)")
+    parser.add_argument("--model", default="base", help="ASR model (words carry the labels)")
     parser.add_argument("--peers", default="senko,pyannote+ge2e")
     parser.add_argument("--files", default="", help="comma-separated names; default all")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diarization.md")
