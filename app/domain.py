@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Task = Literal["transcribe", "translate"]
@@ -15,6 +15,10 @@ class Word:
     text: str
     probability: float
     speaker: str | None = None
+
+    def shifted(self, by_ms: int) -> Word:
+        """The same word `by_ms` later (a window's time line onto the recording's)."""
+        return replace(self, start_ms=self.start_ms + by_ms, end_ms=self.end_ms + by_ms)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,15 @@ class Segment:
     compression_ratio: float = 0.0
     no_speech_prob: float = 0.0
     speaker: str | None = None
+
+    def shifted(self, by_ms: int) -> Segment:
+        """The same segment, and its words, `by_ms` later."""
+        return replace(
+            self,
+            start_ms=self.start_ms + by_ms,
+            end_ms=self.end_ms + by_ms,
+            words=tuple(w.shifted(by_ms) for w in self.words),
+        )
 
 
 @dataclass(frozen=True)

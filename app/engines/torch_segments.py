@@ -48,9 +48,7 @@ def pass_segments(
         taken = 0
         while queue and taken < len(text):
             word, count = queue.pop(0)
-            mine.append(
-                replace(word, start_ms=word.start_ms + offset_ms, end_ms=word.end_ms + offset_ms)
-            )
+            mine.append(word.shifted(offset_ms))
             taken += count
         out.append(
             Segment(
@@ -75,18 +73,7 @@ def ms(seconds: float) -> int:
 
 def shifted(segment: Segment, offset_ms: int, index: int, seek: int) -> Segment:
     """A window's segment placed on the audio's time line."""
-    words = tuple(
-        replace(w, start_ms=w.start_ms + offset_ms, end_ms=w.end_ms + offset_ms)
-        for w in segment.words
-    )
-    return replace(
-        segment,
-        id=index,
-        seek=seek,
-        start_ms=segment.start_ms + offset_ms,
-        end_ms=segment.end_ms + offset_ms,
-        words=words,
-    )
+    return replace(segment.shifted(offset_ms), id=index, seek=seek)
 
 
 def sample_bounds(total: int, windows: list[tuple[float, float]] | None) -> list[tuple[int, int]]:

@@ -12,17 +12,6 @@ from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 SPAN_MS = 600_000
 
 
-def _shifted(segment: Segment, by_ms: int) -> Segment:
-    return replace(
-        segment,
-        start_ms=segment.start_ms + by_ms,
-        end_ms=segment.end_ms + by_ms,
-        words=tuple(
-            replace(w, start_ms=w.start_ms + by_ms, end_ms=w.end_ms + by_ms) for w in segment.words
-        ),
-    )
-
-
 def _spans(segments: tuple[Segment, ...]) -> list[list[Segment]]:
     spans: list[list[Segment]] = []
     for segment in segments:
@@ -42,9 +31,9 @@ def align_in_spans(
     for span in _spans(transcript.segments):
         start_ms, end_ms = span[0].start_ms, span[-1].end_ms
         audio = pcm.audio(start_ms * SAMPLE_RATE // 1000, end_ms * SAMPLE_RATE // 1000 + 1)
-        part = replace(transcript, segments=tuple(_shifted(s, -start_ms) for s in span))
+        part = replace(transcript, segments=tuple(s.shifted(-start_ms) for s in span))
         result = aligner.align(part, audio)
         notes.extend(n for n in result.notes if n not in notes)
-        segments.extend(_shifted(s, start_ms) for s in result.transcript.segments)
+        segments.extend(s.shifted(start_ms) for s in result.transcript.segments)
         method = result.transcript.word_timestamps if not result.notes else method
     return replace(transcript, segments=tuple(segments), word_timestamps=method), tuple(notes)
