@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.diarization.voice_embedding import MIN_SAMPLES, embed_masked
+from app.diarization.voice_embedding import SAMPLE_RATE, PyannoteEmbedding
 
-SAMPLE_RATE = 16000
 DIMENSION = 192
 
 
@@ -50,20 +49,14 @@ def fbank(wav: np.ndarray) -> torch.Tensor:
     return feats - feats.mean(dim=0, keepdim=True)
 
 
-class CampPlusEmbedding:
-    """The embedding interface pyannote's SpeakerDiarization calls (see get_embeddings)."""
+class CampPlusEmbedding(PyannoteEmbedding):
+    """CAM++ behind pyannote's embedding interface."""
 
-    sample_rate = SAMPLE_RATE
     dimension = DIMENSION
-    metric = "cosine"
-    min_num_samples = MIN_SAMPLES
 
     def __init__(self, model: Any) -> None:
+        super().__init__(model)
         self.model = model
-
-    def to(self, device: torch.device) -> CampPlusEmbedding:
-        self.model.to(device)
-        return self
 
     @torch.inference_mode()
     def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
@@ -81,6 +74,3 @@ class CampPlusEmbedding:
             vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
             out[group] = vectors.cpu().numpy()
         return out
-
-    def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
-        return embed_masked(self.embed_many, DIMENSION, waveforms, masks)

@@ -10,7 +10,6 @@ per-frame speaker masks, it returns one embedding per (chunk, speaker) pair.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -99,50 +98,57 @@ def load_voice_encoder(device: str = "cpu") -> VoiceEncoder:
     return encoder.eval().to(device)
 
 
-class PyannoteVoiceEmbedding:
-    """The embedding interface pyannote's SpeakerDiarization calls (see get_embeddings)."""
+class PyannoteEmbedding:
+    """The embedding interface pyannote's SpeakerDiarization calls (see its get_embeddings):
+    one embedding per (chunk, speaker) from the chunk's samples where that speaker's frame
+    mask is on, NaN (left out of clustering) under 0.5 s of speech. A subclass gives the
+    network, its `dimension` and `embed_many` (all of a batch's speech at once)."""
 
     sample_rate = SAMPLE_RATE
-    dimension = DIMENSION
     metric = "cosine"
     min_num_samples = MIN_SAMPLES
+    dimension: int
 
-    def __init__(self, encoder: VoiceEncoder) -> None:
-        self.encoder = encoder
+    def __init__(self, network: nn.Module) -> None:
+        self.network = network
 
-    def to(self, device: torch.device) -> PyannoteVoiceEmbedding:
-        self.encoder.to(device)
+    def to(self, device: torch.device) -> PyannoteEmbedding:
+        self.network.to(device)
         return self
 
+    def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
     def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
-        return embed_masked(self.encoder.embed_many, DIMENSION, waveforms, masks)
+        batch, _, num_samples = waveforms.shape
+        out = np.full((batch, self.dimension), np.nan, dtype=np.float32)
+        kept: list[int] = []
+        speech: list[np.ndarray] = []
+        for i in range(batch):
+            wav = waveforms[i, 0].cpu().numpy()
+            if masks is not None:
+                frames = masks[i].cpu().numpy()
+                # Frame-level mask -> sample-level: keep only where this speaker is active.
+                index = np.minimum(
+                    (np.arange(num_samples) * len(frames)) // num_samples, len(frames) - 1
+                )
+                wav = wav[frames[index] > 0.5]
+            if len(wav) >= MIN_SAMPLES:
+                kept.append(i)
+                speech.append(wav)
+        if speech:
+            out[kept] = self.embed_many(speech)
+        return out
 
 
-def embed_masked(
-    embed_many: Callable[[list[np.ndarray]], np.ndarray],
-    dimension: int,
-    waveforms: torch.Tensor,
-    masks: torch.Tensor | None,
-) -> np.ndarray:
-    """pyannote's call: one embedding per (chunk, speaker) from the chunk's samples where
-    that speaker's frame mask is on; NaN (left out of clustering) under 0.5 s of speech.
-    All the batch's speech goes to `embed_many` at once."""
-    batch, _, num_samples = waveforms.shape
-    out = np.full((batch, dimension), np.nan, dtype=np.float32)
-    kept: list[int] = []
-    speech: list[np.ndarray] = []
-    for i in range(batch):
-        wav = waveforms[i, 0].cpu().numpy()
-        if masks is not None:
-            frames = masks[i].cpu().numpy()
-            # Frame-level mask -> sample-level: keep only where this speaker is active.
-            index = np.minimum(
-                (np.arange(num_samples) * len(frames)) // num_samples, len(frames) - 1
-            )
-            wav = wav[frames[index] > 0.5]
-        if len(wav) >= MIN_SAMPLES:
-            kept.append(i)
-            speech.append(wav)
-    if speech:
-        out[kept] = embed_many(speech)
-    return out
+class PyannoteVoiceEmbedding(PyannoteEmbedding):
+    """GE2E: one LSTM pass over the partials of the whole batch."""
+
+    dimension = DIMENSION
+
+    def __init__(self, encoder: VoiceEncoder) -> None:
+        super().__init__(encoder)
+        self.encoder = encoder
+
+    def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
+        return self.encoder.embed_many(wavs)
