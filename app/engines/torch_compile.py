@@ -29,22 +29,24 @@ Encode = Callable[[torch.Tensor], torch.Tensor]
 
 def compiled_encoder(encoder: Any, n_mels: int, frames: int) -> Encode | None:
     """`encoder`: transformers' WhisperEncoder (on its device, in its dtype). Returns a
-    function from features (windows, n_mels, frames) to encoder states, compiled and warmed
-    up; None when compiling failed (logged)."""
+    function from features (windows, n_mels, frames; any float dtype) to encoder states,
+    compiled and warmed up; None when compiling failed (logged)."""
     compiled = torch.compile(encoder)
+
+    weight = next(encoder.parameters())
 
     @torch.inference_mode()
     def encode(mels: torch.Tensor) -> torch.Tensor:
-        # Always a fresh tensor made here: one kind of tensor (an inference tensor,
-        # contiguous) whoever calls, so the graph's guards hold and nothing recompiles.
+        # Always a fresh tensor made here, in the encoder's dtype (the copy converts): one
+        # kind of tensor (an inference tensor, contiguous) whoever calls, so the graph's
+        # guards hold and nothing recompiles.
         rows = mels.shape[0]
-        batch = torch.empty((max(rows, 2), *mels.shape[1:]), dtype=mels.dtype, device=mels.device)
+        batch = torch.empty((max(rows, 2), *mels.shape[1:]), dtype=weight.dtype, device=mels.device)
         batch[:rows] = mels
         batch[rows:] = mels[:1]
         torch._dynamo.mark_dynamic(batch, 0)
         return compiled(batch).last_hidden_state[:rows]
 
-    weight = next(encoder.parameters())
     started = time.perf_counter()
     try:
         for rows in (2, 3, 1):  # the first compiles; the others must reuse its graph

@@ -86,8 +86,8 @@ class WindowDecoder:
 
     @torch.inference_mode()
     def encode(self, mels: torch.Tensor) -> torch.Tensor:
-        if self.compiled_encoder is not None:
-            return self.compiled_encoder(mels.to(self.model.dtype))
+        if self.compiled_encoder is not None:  # it converts as it copies the batch
+            return self.compiled_encoder(mels)
         return self.model.model.encoder(mels.to(self.model.dtype)).last_hidden_state
 
     @torch.inference_mode()
