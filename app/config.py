@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     """Offline pipeline's clustering threshold (cosine distance between speaker centroids):
     lower splits voices into more speakers, higher merges them."""
 
+    speaker_reference_threshold: float = Field(default=0.12, gt=0, lt=2)
+    """Largest cosine distance between a `known_speaker_references[]` sample and a diarized
+    speaker's voice for that speaker to get the sample's name; farther speakers keep letters.
+    Set for the offline pipeline's GE2E voices (measured: the same voice 0.04-0.09 apart,
+    different synthetic voices 0.24-0.53, the two real speakers of pyannote's sample
+    0.15-0.19); a hub pipeline's embeddings may need another value."""
+
     alignment: Literal["auto", "wav2vec2", "dtw"] = "auto"
     """Word alignment: `dtw` = Whisper's cross-attention timings (always available);
     `wav2vec2` = whisperX's forced alignment (needs its language model locally or from the

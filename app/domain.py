@@ -61,6 +61,9 @@ class Transcript:
     diarization: str | None = None
     """The pipeline that labelled speakers, or None when speakers were not labelled."""
     speaker_embeddings: dict[str, list[float]] | None = None
+    speaker_names: dict[str, str] | None = None
+    """Speaker label -> the name of the known speaker sample it matched (OpenAI's
+    known_speaker_references); None when no samples were given."""
 
     @property
     def speakers(self) -> list[str]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from audio_tools import CONVERSATION, JFK, encode
+from audio_tools import CONVERSATION, FIXTURES, JFK, encode
 from conftest import ServerFactory
 from live_server import LiveServer
 
@@ -42,6 +46,20 @@ def assert_openai_error(response: httpx.Response, status: int, *needles: str) ->
     assert response.headers["x-should-retry"] == "false"
     for needle in needles:
         assert needle in error["message"].lower(), error
+
+
+def tone_wav(seconds: float) -> bytes:
+    """A 16 kHz mono WAV of a 220 Hz tone."""
+    samples = (np.sin(np.arange(int(seconds * 16000)) * 2 * np.pi * 220 / 16000) * 8000).astype(
+        np.int16
+    )
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(samples.tobytes())
+    return out.getvalue()
 
 
 def truncated_wav(tmp_path: Path) -> bytes:
@@ -168,3 +186,33 @@ def test_no_temporary_files_left_behind(client: httpx.Client, live_server: LiveS
     after = set(Path(tempfile.gettempdir()).glob("asr-upload-*"))
     assert after <= before
     assert "Traceback" not in live_server.logs()
+
+
+def test_bad_known_speaker_references(client: httpx.Client, tmp_path: Path) -> None:
+    def post(names: list[str], references: list[str], fmt: str = "diarized_json") -> httpx.Response:
+        return client.post(
+            "/v1/audio/transcriptions",
+            data={
+                "model": "tiny.en",
+                "response_format": fmt,
+                "known_speaker_names[]": names,
+                "known_speaker_references[]": references,
+            },
+            files={"file": ("c.flac", CONVERSATION.read_bytes())},
+        )
+
+    def url(data: bytes, media: str = "audio/flac") -> str:
+        return f"data:{media};base64," + base64.b64encode(data).decode()
+
+    sample = url((FIXTURES / "voice_slt.flac").read_bytes())
+    assert_openai_error(post(["a"], [sample], fmt="json"), 400, "diarized_json")
+    assert_openai_error(post([], [sample]), 400, "one known_speaker_names[] entry per")
+    assert_openai_error(post(["a"], ["https://example.com/a.wav"]), 400, "data url")
+    assert_openai_error(post(["a"], ["data:audio/wav;base64,@@@@"]), 400, "base64")
+    assert_openai_error(post(["a"], [url(os.urandom(4000))]), 400, "[0]", "could not be read")
+    assert_openai_error(post(["a"] * 5, [sample] * 5), 400, "at most 4")
+    short, long = url(tone_wav(1.0), "audio/wav"), url(tone_wav(12.0), "audio/wav")
+    assert_openai_error(post(["a"], [short]), 400, "lasts 1.0 s", "2 to 10")
+    assert_openai_error(post(["a", "b"], [sample, long]), 400, "[1]", "longer")
+    # A field past the form's part limit is refused by the form parser, in OpenAI's shape.
+    assert_openai_error(post(["a"], [url(os.urandom(5 * 1024 * 1024))]), 400)

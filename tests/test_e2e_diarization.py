@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,41 @@ def test_openai_diarized_json_with_known_names(live_server: LiveServer) -> None:
     assert all(s.type == "transcript.text.segment" for s in result.segments)
     assert result.segments[1].text.startswith("Thanks")
     assert result.duration > 17 and "budget report" in " ".join(normalize(result.text))
+
+
+def voice_sample(voice: str) -> str:
+    """A 5 s sample of a flite voice saying words the conversations never say, as a data URL."""
+    data = (FIXTURES / f"voice_{voice}.flac").read_bytes()
+    return "data:audio/flac;base64," + base64.b64encode(data).decode()
+
+
+def diarized_speakers(server: LiveServer, names: list[str], voices: list[str]) -> list[str]:
+    with (
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300) as sdk,
+        CONVERSATION.open("rb") as f,
+    ):
+        result = sdk.audio.transcriptions.create(
+            model="tiny.en",
+            file=f,
+            response_format="diarized_json",
+            known_speaker_names=names,
+            known_speaker_references=[voice_sample(v) for v in voices],
+        )
+    assert [s.text.split()[0] for s in result.segments] == ["Good", "Thanks.", "Great.", "I"]
+    return [s.speaker for s in result.segments]
+
+
+def test_openai_sdk_names_speakers_from_voice_samples(live_server: LiveServer) -> None:
+    # The conversation is slt, kal, slt, kal; the names come in the other order, so only
+    # the voices can put them right.
+    speakers = diarized_speakers(live_server, ["Bob", "Alice"], ["kal", "slt"])
+    assert speakers == ["Alice", "Bob", "Alice", "Bob"]
+
+
+def test_a_voice_sample_of_someone_absent_names_nobody(live_server: LiveServer) -> None:
+    # awb never speaks here: kal, the voice nearest to awb's, keeps a letter.
+    speakers = diarized_speakers(live_server, ["Alice", "Mallory"], ["slt", "awb"])
+    assert speakers == ["Alice", "A", "Alice", "A"]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from app.api.openai_schemas import (
     verbose,
 )
 from app.api.params import Fields
+from app.api.speaker_references import FORM_PART_BYTES, known_speakers
 from app.api.uploads import saved_upload
 from app.domain import DecodeOptions, Task
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
@@ -86,32 +87,8 @@ def _check_unsupported(fields: Fields, form: Any) -> None:
         )
 
 
-def _known_speaker_names(form: Any, fmt: str) -> list[str]:
-    references = [
-        *form.getlist("known_speaker_references[]"),
-        *form.getlist("known_speaker_references"),
-    ]
-    if references:
-        raise UnsupportedParameter(
-            "known_speaker_references are not supported; send known_speaker_names[] alone to "
-            "name speakers in order of first appearance.",
-            param="known_speaker_references",
-        )
-    names = [
-        str(v).strip()
-        for v in (*form.getlist("known_speaker_names[]"), *form.getlist("known_speaker_names"))
-        if str(v).strip()
-    ]
-    if names and fmt != "diarized_json":
-        raise InvalidRequest(
-            "known_speaker_names requires response_format=diarized_json.",
-            param="known_speaker_names",
-        )
-    return names
-
-
 async def _run(request: Request, file: UploadFile | None, task: Task) -> Response:
-    form = await request.form()
+    form = await request.form(max_part_size=FORM_PART_BYTES)
     fields = Fields({}, form)
     _reject_unknown(fields, _TRANSCRIBE_FIELDS if task == "transcribe" else _COMMON_FIELDS)
     _check_unsupported(fields, form)
@@ -126,7 +103,7 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
         raise InvalidRequest(
             "diarized_json is only available for transcriptions.", param="response_format"
         )
-    known_names = _known_speaker_names(form, fmt)
+    known_names, known_voices = await known_speakers(form, fmt)
     options = DecodeOptions(
         task=task,
         language=fields.language(),
@@ -139,7 +116,7 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     work = TranscriptionRequest(
         model=fields.text("model"),
         options=options,
-        speakers=SpeakerRequest() if fmt == "diarized_json" else None,
+        speakers=SpeakerRequest(known=known_voices) if fmt == "diarized_json" else None,
     )
     async with saved_upload(file, limit, field="file") as path:
         transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
@@ -187,7 +164,18 @@ async def transcriptions(
         list[str] | None,
         Form(
             alias="known_speaker_names[]",
-            description="Names for the speakers in order of first appearance (needs diarized_json)",
+            description="Names of known speakers: paired with known_speaker_references[] "
+            "samples, or alone, given to speakers in order of first appearance "
+            "(needs diarized_json)",
+        ),
+    ] = None,
+    known_speaker_references: Annotated[
+        list[str] | None,
+        Form(
+            alias="known_speaker_references[]",
+            description="Data URLs of 2-10 s voice samples, one per known_speaker_names[] "
+            "entry (at most 4); a speaker whose voice matches a sample gets its name, the "
+            "others letters (needs diarized_json)",
         ),
     ] = None,
     stream: str | None = _f("false only: streaming is not supported"),

@@ -120,15 +120,19 @@ class DiarizedTranscription(BaseModel):
     notes: list[str] | None = None
 
 
-def speaker_names(speakers: list[str], known: list[str]) -> dict[str, str]:
-    """Labels in order of first appearance -> the client's names, then A, B, C, ..."""
-    names: dict[str, str] = {}
-    for index, label in enumerate(speakers):
-        if index < len(known):
-            names[label] = known[index]
-        else:
-            names[label] = _letters(index)
-    return names
+def speaker_names(
+    speakers: list[str], known: list[str], matched: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Speaker labels -> what diarized_json shows. With voice samples (`matched` not None):
+    the names their voices matched, and letters A, B, ... for the other speakers in order of
+    first appearance. Without: `known` names in order of first appearance, then letters."""
+    if matched is not None:
+        others = [label for label in speakers if label not in matched]
+        return {**matched, **{label: _letters(i) for i, label in enumerate(others)}}
+    return {
+        label: known[index] if index < len(known) else _letters(index)
+        for index, label in enumerate(speakers)
+    }
 
 
 def _letters(index: int) -> str:
@@ -141,7 +145,7 @@ def _letters(index: int) -> str:
 
 
 def diarized(transcript: Transcript, known_names: list[str]) -> DiarizedTranscription:
-    names = speaker_names(transcript.speakers, known_names)
+    names = speaker_names(transcript.speakers, known_names, transcript.speaker_names)
     return DiarizedTranscription(
         duration=seconds(transcript.duration_ms),
         text=transcript.text,

@@ -80,5 +80,15 @@ class Diarizer:
                     embeddings[str(label)] = [round(float(x), 6) for x in vector]
         return Diarization(tuple(sorted(turns, key=lambda t: t.start_ms)), embeddings, self.name)
 
+    def embed(self, audio: Audio) -> list[float] | None:
+        """The voice in `audio` (a short sample of one speaker), in the space of this
+        pipeline's speaker embeddings; None when the sample holds too little speech."""
+        import torch
+
+        samples = torch.from_numpy(np.asarray(audio.samples, dtype=np.float32))
+        with self._lock:
+            vector = np.asarray(self._pipeline._embedding(samples[None, None]))[0]
+        return [float(x) for x in vector] if np.all(np.isfinite(vector)) else None
+
     def unload(self) -> None:
         self._pipeline = None

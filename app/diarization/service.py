@@ -68,6 +68,12 @@ class DiarizationService:
         with self._lend(name) as diarizer:
             return diarizer.diarize(audio, limits)
 
+    def embed_voices(self, pipeline: str, samples: list[Audio]) -> list[list[float] | None]:
+        """Blocking. Each sample's voice as `pipeline` (the one that diarized the
+        recording) embeds speakers, so that the two can be compared."""
+        with self._lend(pipeline) as diarizer:
+            return [diarizer.embed(audio) for audio in samples]
+
     def diarize(self, audio: Audio, limits: SpeakerLimits) -> DiarizationResult:
         """Blocking; call from a worker thread."""
         name = self.pipeline_name()

@@ -12,6 +12,9 @@ from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
 
 
 def request_json(request: TranscriptionRequest) -> str:
+    if request.speakers is not None and request.speakers.known:
+        # Voice samples are request-time data of the OpenAI endpoint, which runs no jobs.
+        raise ValueError("known speaker samples are not stored in jobs")
     return json.dumps(asdict(request))
 
 

@@ -24,6 +24,7 @@ from app.compute_thread import ComputeThread
 from app.config import Settings
 from app.diarization.assign import drop_words, label_speakers
 from app.diarization.diarizer import SpeakerLimits
+from app.diarization.references import KnownSpeaker, Voices, embed_known, name_speakers
 from app.diarization.service import DiarizationResult, DiarizationService
 from app.domain import DecodeOptions, LanguageGuess, Transcript
 from app.engines.base import Engine, LoadedModel
@@ -66,6 +67,9 @@ class SpeakerRequest:
 
     limits: SpeakerLimits = field(default_factory=SpeakerLimits)
     return_embeddings: bool = False
+    known: tuple[KnownSpeaker, ...] = ()
+    """Voice samples whose names go to the speakers they match (OpenAI's
+    known_speaker_references); never stored in a job."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class ModelOutput:
     transcript: Transcript
     diarization: DiarizationResult | None = None
     notes: tuple[str, ...] = ()
+    known_voices: Voices = ()
+    """(name, voice) of each known speaker sample, in the diarizing pipeline's space."""
 
 
 class Pipeline:
@@ -198,10 +204,18 @@ class Pipeline:
             )
             notes.extend(found)
             release_free_memory()
-        diarized = None
+        diarized: DiarizationResult | None = None
+        voices: Voices = ()
         if speakers is not None:  # hands freed memory back after each of its spans itself
             diarized = self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
-        return ModelOutput(transcript, diarized, tuple(notes))
+            labelled = diarized.diarization
+            if speakers.known and labelled is not None and self.diarization is not None:
+                service, pipeline = self.diarization, labelled.pipeline
+                voices, said = self.torch_thread.run(
+                    lambda: embed_known(service, pipeline, speakers.known)
+                )
+                notes.extend(said)
+        return ModelOutput(transcript, diarized, tuple(notes), voices)
 
     def _transcribe(
         self,
@@ -281,6 +295,18 @@ class Pipeline:
             notes.extend(output.diarization.notes)
             if output.diarization.diarization is not None:
                 transcript = label_speakers(transcript, output.diarization.diarization)
+                if output.known_voices and not transcript.speaker_embeddings:
+                    notes.append(
+                        "known_speaker_references not used: the diarization pipeline gave "
+                        "no speaker embeddings to compare them with"
+                    )
+                elif output.known_voices:
+                    names = name_speakers(
+                        transcript.speaker_embeddings or {},
+                        output.known_voices,
+                        self.settings.speaker_reference_threshold,
+                    )
+                    transcript = replace(transcript, speaker_names=names)
                 if not speakers.return_embeddings:
                     transcript = replace(transcript, speaker_embeddings=None)
         if not request.options.word_timestamps:

@@ -37,3 +37,17 @@ def test_diarized_json_shape() -> None:
     }
     assert body["segments"][1]["speaker"] == "B"
     assert "notes" not in body
+
+
+def test_matched_names_then_letters_for_the_others() -> None:
+    labels = ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
+    assert speaker_names(labels, ["Zed", "Yan"], {"SPEAKER_01": "Yan"}) == {
+        "SPEAKER_00": "A",
+        "SPEAKER_01": "Yan",
+        "SPEAKER_02": "B",
+    }
+    assert speaker_names(labels, ["Zed"], {}) == {
+        "SPEAKER_00": "A",
+        "SPEAKER_01": "B",
+        "SPEAKER_02": "C",
+    }
