@@ -12,6 +12,9 @@ hold speech, not the synthesiser's own silence.
                  and short backchannels ("yeah", "right") land inside long turns
   *-phone        clean-2spk and overlap-2spk through the telephone band: 8 kHz, G.711
                  mu-law in a WAV file (what a call recorder writes)
+
+and, from bench/diar_mixes.py, real-3spk (+ -phone) and broadcast-3spk: real voices that
+sound alike, music and street noise.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import random
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from clips import SCRIPT, read_mono_16k, write_flac
+from diar_mixes import broadcast, jfk_phrases, jfk_wav, real_conversation, sample_pieces
 
 OUT = Path(__file__).resolve().parent / "out" / "diar"
 RATE = 16000
@@ -129,12 +134,16 @@ def _phone(src: Path, dst: Path) -> None:
         out.mux(stream.encode(None))
 
 
-def _pyannote_sample() -> DevFile:
+def _sample_wav() -> Path:
     import importlib.util
 
     spec = importlib.util.find_spec("pyannote.audio")
     assert spec is not None and spec.origin is not None
-    wav = Path(spec.origin).parent / "sample" / "sample.wav"
+    return Path(spec.origin).parent / "sample" / "sample.wav"
+
+
+def _pyannote_sample() -> DevFile:
+    wav = _sample_wav()
     rows = [line.split() for line in wav.with_suffix(".rttm").read_text().splitlines()]
     turns = tuple(Turn(f[7], float(f[3]), float(f[3]) + float(f[4])) for f in rows)
     return DevFile("pyannote-sample", wav, turns)
@@ -145,6 +154,33 @@ _RECIPES = {  # name: (speakers, turns, overlap, seed)
     "clean-4spk": (4, 30, False, 2),
     "overlap-2spk": (2, 24, True, 3),
 }
+
+
+def _mixed(out: Path, name: str, make: Callable[[], tuple[np.ndarray, list]]) -> DevFile:
+    flac, labels = out / f"{name}.flac", out / f"{name}.json"
+    if not (flac.is_file() and labels.is_file()):
+        audio, made = make()
+        write_flac((audio * 32767).astype(np.int16), flac)
+        labels.write_text(json.dumps([Turn(*t).__dict__ for t in made], indent=1))
+    return DevFile(name, flac, tuple(Turn(**t) for t in json.loads(labels.read_text())))
+
+
+def _hard_files(out: Path) -> list[DevFile]:
+    """Real voices and broadcast sound (bench/diar_mixes.py); skipped without npm."""
+    jfk = jfk_wav(out)
+    if jfk is None:
+        print("no npm: real-3spk and broadcast-3spk (they need JFK from npm) are skipped")
+        return []
+    wav = _sample_wav()
+    pieces = sample_pieces(wav, wav.with_suffix(".rttm"))
+    phrases = jfk_phrases(jfk)
+    pieces += [("JFK", p) for p in phrases]
+    real = _mixed(out, "real-3spk", lambda: real_conversation(pieces, 28, seed=4))
+    phone = out / "real-3spk-phone.wav"
+    if not phone.is_file():
+        _phone(real.path, phone)
+    news = _mixed(out, "broadcast-3spk", lambda: broadcast(_say, phrases, seed=5))
+    return [real, DevFile("real-3spk-phone", phone, real.turns), news]
 
 
 def development_set(out: Path = OUT) -> list[DevFile]:
@@ -163,7 +199,7 @@ def development_set(out: Path = OUT) -> list[DevFile]:
             if not phone.is_file():
                 _phone(flac, phone)
             files.append(DevFile(f"{name}-phone", phone, reference))
-    return files
+    return files + _hard_files(out)
 
 
 if __name__ == "__main__":
