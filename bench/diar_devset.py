@@ -13,7 +13,8 @@ hold speech, not the synthesiser's own silence.
   *-phone        clean-2spk and overlap-2spk through the telephone band: 8 kHz, G.711
                  mu-law in a WAV file (what a call recorder writes)
 
-and, from bench/diar_mixes.py, real-3spk (+ -phone) and broadcast-3spk: real voices that
+the end-to-end tests' three short flite conversations, and, from bench/diar_mixes.py,
+real-3spk (+ -phone) and broadcast-3spk: real voices that
 sound alike, music and street noise.
 """
 
@@ -183,9 +184,20 @@ def _hard_files(out: Path) -> list[DevFile]:
     return [real, DevFile("real-3spk-phone", phone, real.turns), news]
 
 
+def _test_fixtures() -> list[DevFile]:
+    """The end-to-end tests' short flite conversations (1 s and 0.2 s pauses)."""
+    folder = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+    files = []
+    for name in ("conversation", "conversation3", "rapid"):
+        rows = json.loads((folder / f"{name}.json").read_text())
+        turns = tuple(Turn(r["speaker"], r["start"], r["end"]) for r in rows)
+        files.append(DevFile(f"fixture-{name}", folder / f"{name}.flac", turns))
+    return files
+
+
 def development_set(out: Path = OUT) -> list[DevFile]:
     out.mkdir(parents=True, exist_ok=True)
-    files = [_pyannote_sample()]
+    files = [_pyannote_sample(), *_test_fixtures()]
     for name, (speakers, turns, overlap, seed) in _RECIPES.items():
         flac, labels = out / f"{name}.flac", out / f"{name}.json"
         if not (flac.is_file() and labels.is_file()):

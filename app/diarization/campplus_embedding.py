@@ -9,7 +9,11 @@ per-frame speaker masks in, one embedding per (chunk, speaker) out), like the GE
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import logging
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,11 @@ import torch
 
 from app.diarization.voice_embedding import SAMPLE_RATE, PyannoteEmbedding
 
+log = logging.getLogger(__name__)
+
 DIMENSION = 192
+Network = Callable[[torch.Tensor], torch.Tensor]
+"""(batch, frames, 80) filterbanks -> (batch, 192) embeddings."""
 
 
 def weights_path() -> Path:
@@ -49,20 +57,69 @@ def fbank(wav: np.ndarray) -> torch.Tensor:
     return feats - feats.mean(dim=0, keepdim=True)
 
 
+def onnx_runner(model: Any, cache_dir: Path) -> Network:
+    """CAM++ through ONNX Runtime on the CPU: 2.3x faster than torch eager there (10 s of
+    speech: 43 vs 99 ms on the 2-core VM, same output to 3e-6). Exported once into
+    `cache_dir`, keyed by the weights' digest; torch eager, with a log line, if that fails."""
+    try:
+        import onnxruntime as ort
+
+        digest = hashlib.sha256(weights_path().read_bytes()).hexdigest()[:16]
+        path = cache_dir / f"campplus-{digest}.onnx"
+        if not path.is_file():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial")
+            example = torch.zeros(1, 300, 80)
+            with warnings.catch_warnings():  # the tracer's notes on CAM++'s shape branches
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    model,
+                    (example,),
+                    str(partial),
+                    input_names=["feats"],
+                    output_names=["embedding"],
+                    dynamic_axes={"feats": {0: "batch", 1: "frames"}},
+                    dynamo=False,
+                    opset_version=17,
+                )
+            partial.replace(path)  # a crash mid-export never leaves a half file behind
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        log.warning("CAM++ runs in torch eager: ONNX Runtime unavailable (%s)", exc)
+        return model
+
+    def run(feats: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"feats": feats.numpy()})[0])
+
+    return run
+
+
 class CampPlusEmbedding(PyannoteEmbedding):
-    """CAM++ behind pyannote's embedding interface."""
+    """CAM++ behind pyannote's embedding interface. `network` runs the model (torch, or
+    ONNX Runtime from `onnx_runner`); `model` is the torch module itself."""
 
     dimension = DIMENSION
 
-    def __init__(self, model: Any) -> None:
+    def __init__(
+        self, model: Any, network: Network | None = None, longest_s: float | None = None
+    ) -> None:
         super().__init__(model)
         self.model = model
+        self.run = network or model
+        self.longest = None if longest_s is None else int(longest_s * SAMPLE_RATE)
 
     @torch.inference_mode()
     def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
         """One L2-normalised embedding per stretch of speech. Stretches of the same length
         go through the network together; no padding (the network's statistics pooling
         would average the padding in)."""
+        if self.longest is not None:  # the middle `longest` samples of a longer stretch
+            wavs = [
+                w[(len(w) - self.longest) // 2 :][: self.longest] if len(w) > self.longest else w
+                for w in wavs
+            ]
         feats = [fbank(w) for w in wavs]
         out = np.zeros((len(wavs), DIMENSION), dtype=np.float32)
         groups: dict[int, list[int]] = {}
@@ -70,7 +127,7 @@ class CampPlusEmbedding(PyannoteEmbedding):
             groups.setdefault(len(f), []).append(i)
         device = next(self.model.parameters()).device
         for group in groups.values():
-            vectors = self.model(torch.stack([feats[i] for i in group]).to(device)).float()
+            vectors = self.run(torch.stack([feats[i] for i in group]).to(device)).float()
             vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
             out[group] = vectors.cpu().numpy()
         return out

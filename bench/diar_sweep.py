@@ -1,0 +1,211 @@
+"""Choose the offline diarizer by measurement: pyannote's SpeakerDiarization with each
+embedding, clustering threshold, chunk step and smallest-cluster size over the whole
+development set, scored on its own turns (DER, 0.25 s collar, overlap not scored) with
+the speakers found and the seconds per minute of audio.
+
+Embeddings are cached per (chunk, mask), so a threshold sweep costs one embedding pass per
+(embedding, step); the first configuration of each pays it, and its time is the one to read
+(the others show clustering time only: marked "cached").
+
+  cd bench && ../.venv/bin/python diar_sweep.py --configs ge2e@0.45,campplus@0.6/0.5 \
+      --out out/diar_sweep.md
+
+A configuration is `embedding@threshold[/step[/min_cluster_size[/linkage]]]`; embedding is
+ge2e, campplus or fused (both, concatenated), with `+c` for constrained assignment (two
+speakers of one chunk never join one cluster); linkage centroid (default), average, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from diar_devset import DevFile, development_set
+from diarization import ROOT, score
+
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Config:
+    embedding: str
+    threshold: float
+    step: float = 0.1
+    min_cluster_size: int = 12
+    method: str = "centroid"
+    constrained: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Config:
+        embedding, _, rest = text.partition("@")
+        parts = rest.split("/")
+        return cls(
+            embedding.removesuffix("+c"),
+            float(parts[0]),
+            float(parts[1]) if len(parts) > 1 else 0.1,
+            int(parts[2]) if len(parts) > 2 else 12,
+            parts[3] if len(parts) > 3 else "centroid",
+            embedding.endswith("+c"),
+        )
+
+    def __str__(self) -> str:
+        method = "" if self.method == "centroid" else f"/{self.method}"
+        name = f"{self.embedding}+c" if self.constrained else self.embedding
+        return f"{name}@{self.threshold}/{self.step}/{self.min_cluster_size}{method}"
+
+
+class CachedEmbedding:
+    """pyannote's embedding interface in front of another, remembering each answer."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.cache: dict[bytes, np.ndarray] = {}
+        self.sample_rate, self.metric = inner.sample_rate, inner.metric
+        self.min_num_samples, self.dimension = inner.min_num_samples, inner.dimension
+
+    def to(self, device: Any) -> CachedEmbedding:
+        return self
+
+    def __call__(self, waveforms: Any, masks: Any = None) -> np.ndarray:
+        digest = hashlib.blake2b(waveforms.numpy().tobytes(), digest_size=16)
+        if masks is not None:
+            digest.update(masks.numpy().tobytes())
+        key = digest.digest()
+        if key not in self.cache:
+            self.cache[key] = self.inner(waveforms, masks)
+        return self.cache[key]
+
+
+class FusedEmbedding:
+    """Two embeddings side by side, each L2-normalised: cosine distance = the mean of the
+    two cosine distances."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.parts = (first, second)
+        self.sample_rate, self.metric = first.sample_rate, "cosine"
+        self.min_num_samples = max(first.min_num_samples, second.min_num_samples)
+        self.dimension = first.dimension + second.dimension
+
+    def to(self, device: Any) -> FusedEmbedding:
+        return self
+
+    def __call__(self, waveforms: Any, masks: Any = None) -> np.ndarray:
+        out = []
+        for part in self.parts:
+            v = np.asarray(part(waveforms, masks), dtype=np.float32)
+            out.append(v / np.linalg.norm(v, axis=1, keepdims=True) / np.sqrt(2))
+        return np.concatenate(out, axis=1)
+
+
+def embeddings() -> dict[str, Any]:
+    from app.diarization.campplus_embedding import CampPlusEmbedding, load_campplus, onnx_runner
+    from app.diarization.voice_embedding import PyannoteVoiceEmbedding, load_voice_encoder
+
+    ge2e = CachedEmbedding(PyannoteVoiceEmbedding(load_voice_encoder()))
+    model = load_campplus()
+    onnx = onnx_runner(model, ROOT / "bench" / "out" / "cache" / "diarization")
+    campplus = CachedEmbedding(CampPlusEmbedding(model, onnx))
+    made = {"ge2e": ge2e, "campplus": campplus, "fused": FusedEmbedding(ge2e, campplus)}
+    for seconds in (3, 5):  # CAM++ on the middle few seconds of each speaker's stretch
+        cropped = CachedEmbedding(CampPlusEmbedding(model, onnx, longest_s=seconds))
+        made[f"campplus{seconds}"] = cropped
+        made[f"fused{seconds}"] = FusedEmbedding(ge2e, cropped)
+    return made
+
+
+def run(config: Config, files: list[DevFile], made: dict[str, Any]) -> list[dict[str, Any]]:
+    import torch
+
+    from app.diarization.pipelines import build_offline
+    from app.pipeline.decode import decode_to_pcm
+
+    pipeline = build_offline("cpu", "ge2e", config.threshold, step=config.step)
+    pipeline._embedding = made[config.embedding]
+    pipeline.clustering.constrained_assignment = config.constrained
+    pipeline.instantiate(
+        {
+            "segmentation": {"min_duration_off": 0.0},
+            "clustering": {
+                "method": config.method,
+                "min_cluster_size": config.min_cluster_size,
+                "threshold": config.threshold,
+            },
+        }
+    )
+    rows = []
+    for file in files:
+        samples = decode_to_pcm(file.path, Path("/tmp/diar-sweep.pcm")).read()
+        started = time.perf_counter()
+        output = pipeline({"waveform": torch.from_numpy(samples)[None], "sample_rate": 16000})
+        took = time.perf_counter() - started
+        found = output.speaker_diarization
+        spans = [(t.start, t.end, label) for t, _, label in found.itertracks(yield_label=True)]
+        rows.append(
+            {
+                "file": file.name,
+                "config": str(config),
+                **score(file, spans),
+                "truth": file.speakers,
+                "s_per_min": took / (file.duration_s / 60),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    files = list(dict.fromkeys(r["file"] for r in rows))
+    head = "| config | " + " | ".join(files) + " | mean DER | counts right | s / min |"
+    lines = [head, "|---" * (len(files) + 4) + "|"]
+    for config in configs:
+        mine = {r["file"]: r for r in rows if r["config"] == config}
+        cells = [f"{mine[f]['der']:.1%} ({mine[f]['speakers']}/{mine[f]['truth']})" for f in files]
+        mean = np.mean([mine[f]["der"] for f in files])
+        right = sum(mine[f]["speakers"] == mine[f]["truth"] for f in files)
+        speed = np.mean([mine[f]["s_per_min"] for f in files])
+        lines.append(
+            f"| {config} | " + " | ".join(cells) + f" | {mean:.1%} | {right}/{len(files)} "
+            f"| {speed:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="ge2e@0.45")
+    parser.add_argument("--files", default="", help="comma-separated names; default all")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diar_sweep.md")
+    args = parser.parse_args()
+    files = development_set()
+    if args.files:
+        files = [f for f in files if f.name in args.files.split(",")]
+    made = embeddings()
+    rows: list[dict[str, Any]] = []
+    for text in args.configs.split(","):
+        rows += run(Config.parse(text), files, made)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    header = (
+        f"Offline diarizer sweep, commit `{commit}`, {platform.node()} ({os.cpu_count()} "
+        "cores); DER of the pipeline's own turns (speakers found / true), 0.25 s collar, "
+        "overlap not scored. s / min: the first configuration of an embedding and step pays "
+        "the embedding; later ones reuse it from the cache.\n\n"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(header + table(rows) + "\n")
+    print(header + table(rows))
+
+
+if __name__ == "__main__":
+    main()
