@@ -130,8 +130,11 @@ class Settings(BaseSettings):
     default, weaker on similar real voices and on broadcast sound)."""
 
     diarization_threshold: float | None = Field(default=None, gt=0, lt=2)
-    """Offline pipeline's clustering threshold (cosine distance between speaker centroids):
-    lower splits voices into more speakers, higher merges them. Unset = the embedding's own
+    """Offline pipeline's clustering threshold: the Euclidean distance between the means of
+    two speakers' unit-length embeddings (pyannote's centroid linkage; 0.65 = a cosine
+    similarity of 0.79 between single embeddings) under which they merge. Lower splits
+    voices into more speakers, higher merges them; also links speakers across the 5-minute
+    spans of a long recording. Unset = the embedding's own
     measured value (0.65 for campplus, 0.45 for ge2e)."""
 
     speaker_reference_threshold: float | None = Field(default=None, gt=0, lt=2)

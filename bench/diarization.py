@@ -5,10 +5,10 @@ For each file: DER (and how much of it is missed speech) and JER (pyannote.metri
 collar, overlapped speech not scored, as the issue measures), with the hypothesis taken
 from the words' speaker labels (each word its own span, as the issue measured: the pauses
 between words count as missed speech), from word turns (a speaker's consecutive words
-joined across pauses under 0.5 s: the turns a reader sees) and from the segments' labels; the share of words labelled
-with the wrong speaker (what a reader of the transcript sees); speakers found against the
-reference; seconds of diarization per minute of audio (the service's `diarize` stage, from
-/metrics).
+joined across pauses under 0.5 s: the turns a reader sees) and from the segments' labels;
+the share of words labelled with the wrong speaker (what a reader of the transcript sees);
+speakers found against the reference; seconds of diarization per minute of audio (the
+service's `diarize` stage, from /metrics).
 
 Peers, in-process on the same files:
   senko           senko's own pipeline (its VAD, CAM++ embeddings, its clustering), CPU

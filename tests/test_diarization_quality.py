@@ -13,7 +13,10 @@ from app.config import Settings
 from app.diarization.diarizer import Diarization, SpeakerLimits
 from app.diarization.service import DiarizationService
 from app.models.hub import HubClient
-from app.pipeline.decode import decode_file
+from app.pipeline.decode import decode_file, decode_to_pcm
+from app.pipeline.diarize import diarize_recording
+from app.pipeline.pcm import SAMPLE_RATE
+from app.pipeline.vad import SpeechRegion
 from app.services.model_cache import ModelCache
 
 pytestmark = pytest.mark.e2e
@@ -95,3 +98,31 @@ def test_failure_is_a_note_not_an_error(tmp_path: Path, monkeypatch: pytest.Monk
     result = service.diarize(decode_file(CONVERSATION), SpeakerLimits())
     assert result.diarization is None
     assert result.notes and "segmentation weights missing" in result.notes[0]
+
+
+def test_speakers_are_linked_across_spans(service: DiarizationService, tmp_path: Path) -> None:
+    # conversation3 (slt, awb, rms, slt, awb, rms) diarized in spans of at most 6 s, as a
+    # long recording is in spans of 5 minutes: each turn is a span of its own, so only the
+    # linking, at the pipeline's own threshold, can give each voice one label, and it must
+    # keep the three voices apart with nothing but their embeddings.
+    pcm = decode_to_pcm(CONVERSATION3, tmp_path / "c3.pcm")
+    turns = conversation_turns("conversation3")
+    regions = [SpeechRegion(int(t.start * SAMPLE_RATE), int(t.end * SAMPLE_RATE)) for t in turns]
+    result = diarize_recording(
+        service, pcm, regions, SpeakerLimits(), service.threshold, lambda _: None, 6 * SAMPLE_RATE
+    )
+    assert result.diarization is not None, result.notes
+    found = result.diarization
+
+    def label_of(start: float, end: float) -> str:
+        turn = max(
+            found.turns, key=lambda t: min(end * 1000, t.end_ms) - max(start * 1000, t.start_ms)
+        )
+        return turn.speaker
+
+    labels: dict[str, set[str]] = {t.speaker: set() for t in turns}
+    for t in turns:
+        labels[t.speaker].add(label_of(t.start, t.end))
+    assert all(len(v) == 1 for v in labels.values()), labels
+    assert len({next(iter(v)) for v in labels.values()}) == 3, labels
+    assert len({t.speaker for t in found.turns}) == 3

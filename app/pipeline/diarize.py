@@ -48,17 +48,19 @@ class _Cluster:
 
     @property
     def centroid(self) -> np.ndarray:
-        mean = np.mean(self.vectors, axis=0)
-        return mean / (np.linalg.norm(mean) or 1.0)
+        """The mean of the members' unit vectors (not re-normalised), as pyannote's centroid
+        linkage keeps it, so that one threshold means the same here and inside a span."""
+        return np.mean([v / (np.linalg.norm(v) or 1.0) for v in self.vectors], axis=0)
 
 
 def link_speakers(
     local: Sequence[tuple[int, str, list[float] | None]], threshold: float, limits: SpeakerLimits
 ) -> dict[str, str]:
     """(span, local label, centroid) -> global label. Merges the closest pair of clusters
-    from different spans while their cosine distance is under `threshold` (or while there
-    are more clusters than `num_speakers` / `max_speakers` allow), never below
-    `num_speakers` / `min_speakers`."""
+    from different spans while the Euclidean distance between their centroids (means of
+    unit vectors: the geometry of the offline pipeline's own centroid linkage, so the same
+    DIARIZATION_THRESHOLD) is under `threshold` (or while there are more clusters than
+    `num_speakers` / `max_speakers` allow), never below `num_speakers` / `min_speakers`."""
     clusters = [
         _Cluster([label], {span}, [np.asarray(vector, dtype=np.float64)] if vector else [])
         for span, label, vector in local
@@ -72,7 +74,7 @@ def link_speakers(
                 b = clusters[j]
                 if a.spans & b.spans or not a.vectors or not b.vectors:
                     continue
-                distance = 1.0 - float(a.centroid @ b.centroid)
+                distance = float(np.linalg.norm(a.centroid - b.centroid))
                 if best is None or distance < best[0]:
                     best = (distance, i, j)
         if best is None:
@@ -94,8 +96,10 @@ def diarize_recording(
     limits: SpeakerLimits,
     threshold: float,
     progress: Callable[[float], None],
+    chunk: int = CHUNK_SAMPLES,
 ) -> DiarizationResult:
-    spans = diarization_spans(regions, pcm.samples)
+    """`chunk`: the longest span diarized at once, in samples (tests make it short)."""
+    spans = diarization_spans(regions, pcm.samples, chunk)
     if len(spans) == 1:  # the whole recording at once, exactly as a short file always was
         start, end = spans[0]
         return service.diarize(pcm.audio(start, end), limits)
