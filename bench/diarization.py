@@ -7,6 +7,8 @@ from the words' speaker labels (each word its own span, as the issue measured: t
 between words count as missed speech), from word turns (a speaker's consecutive words
 joined across pauses under 0.5 s: the turns a reader sees) and from the segments' labels;
 the share of words labelled with the wrong speaker (what a reader of the transcript sees);
+the floor: both DERs of the same words with the reference speakers' labels (what word times
+and missed words leave to a perfect diarizer);
 speakers found against the reference; seconds of diarization per minute of audio (the
 service's `diarize` stage, from /metrics).
 
@@ -75,6 +77,21 @@ def word_turns(words: Spans, bridge_s: float = 0.5) -> Spans:
     return turns
 
 
+def reference_labels(file: DevFile, words: Spans) -> Spans:
+    """The same words labelled with the reference speaker they overlap most: what the words'
+    DER would be with a perfect diarizer (the floor that word times and missed words set)."""
+
+    def speaker(start: float, end: float) -> str:
+        middle = (start + end) / 2
+        best = max(
+            file.turns,
+            key=lambda t: (min(end, t.end) - max(start, t.start), -abs(middle - t.start)),
+        )
+        return best.speaker
+
+    return [(start, end, speaker(start, end)) for start, end, _ in words]
+
+
 def wrong_words(file: DevFile, words: Spans) -> float:
     """Share of words whose label is not the reference speaker at the word's midpoint (after
     the best one-to-one mapping of labels), over words that one reference speaker covers:
@@ -124,6 +141,8 @@ def service_rows(
                     **by_words,
                     "der_segments": by_segments["der"],
                     "der_turns": score(file, word_turns(words))["der"],
+                    "floor": score(file, reference_labels(file, words))["der"],
+                    "floor_turns": score(file, word_turns(reference_labels(file, words)))["der"],
                     "wrong_words": wrong_words(file, words),
                     "s_per_min": took / (file.duration_s / 60),
                 }
@@ -228,20 +247,21 @@ def peer_rows(files: list[DevFile], names: list[str]) -> list[dict[str, Any]]:
 def table(files: list[DevFile], rows: list[dict[str, Any]]) -> str:
     lines = [
         "| file | speakers | runner | DER | of it missed | JER | DER (word turns) | DER (segments)"
-        " | words with the wrong speaker | speakers found | s / min |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | words with the wrong speaker | floor: DER, word turns | speakers found | s / min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     truth = {f.name: f.speakers for f in files}
     for r in rows:
         if "error" in r:
-            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | | | | |")
+            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | | | | | |")
             continue
         segments = f"{r['der_segments']:.1%}" if "der_segments" in r else ""
         turns = f"{r['der_turns']:.1%}" if "der_turns" in r else ""
         wrong = f"{r['wrong_words']:.1%}" if "wrong_words" in r else ""
+        floor = f"{r['floor']:.1%}, {r['floor_turns']:.1%}" if "floor" in r else ""
         lines.append(
             f"| {r['file']} | {truth[r['file']]} | {r['runner']} | {r['der']:.1%} | "
-            f"{r['missed']:.1%} | {r['jer']:.1%} | {turns} | {segments} | {wrong} | "
+            f"{r['missed']:.1%} | {r['jer']:.1%} | {turns} | {segments} | {wrong} | {floor} | "
             f"{r['speakers']} | "
             f"{r['s_per_min']:.2f} |"
         )
