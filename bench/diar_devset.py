@@ -14,8 +14,8 @@ hold speech, not the synthesiser's own silence.
                  mu-law in a WAV file (what a call recorder writes)
 
 the end-to-end tests' three short flite conversations, and, from bench/diar_mixes.py,
-real-3spk (+ -phone) and broadcast-3spk: real voices that
-sound alike, music and street noise.
+real-3spk (+ -phone) and broadcast-3spk: real voices that sound alike, music and street
+noise. `variant_set()` makes 11 more arrangements of those two (other seeds).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,28 @@ def _test_fixtures() -> list[DevFile]:
         rows = json.loads((folder / f"{name}.json").read_text())
         turns = tuple(Turn(r["speaker"], r["start"], r["end"]) for r in rows)
         files.append(DevFile(f"fixture-{name}", folder / f"{name}.flac", turns))
+    return files
+
+
+def variant_set(out: Path = OUT / "variants") -> list[DevFile]:
+    """More arrangements of the real-voice and broadcast files (other seeds): a check that a
+    choice made on the development set is not luck of one arrangement."""
+    out.mkdir(parents=True, exist_ok=True)
+    jfk = jfk_wav(OUT)
+    if jfk is None:
+        return []
+    wav = _sample_wav()
+    phrases = jfk_phrases(jfk)
+    pieces = [*sample_pieces(wav, wav.with_suffix(".rttm")), *(("JFK", p) for p in phrases)]
+    files = []
+    for seed in (11, 12, 13, 14):
+        real = _mixed(out, f"real-3spk-s{seed}", partial(real_conversation, pieces, 28, seed))
+        phone = out / f"real-3spk-s{seed}-phone.wav"
+        if not phone.is_file():
+            _phone(real.path, phone)
+        files += [real, DevFile(f"real-3spk-s{seed}-phone", phone, real.turns)]
+    for seed in (21, 22, 23):
+        files.append(_mixed(out, f"broadcast-s{seed}", partial(broadcast, _say, phrases, seed)))
     return files
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from diar_devset import DevFile, development_set
+from diar_devset import DevFile, development_set, variant_set
 from diarization import ROOT, score
 
 sys.path.insert(0, str(ROOT))
@@ -184,9 +184,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="ge2e@0.45")
     parser.add_argument("--files", default="", help="comma-separated names; default all")
+    parser.add_argument(
+        "--set",
+        choices=("dev", "variants"),
+        default="dev",
+        help="the development set, or 11 more arrangements of its real-voice and broadcast files",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diar_sweep.md")
     args = parser.parse_args()
-    files = development_set()
+    files = development_set() if args.set == "dev" else variant_set()
     if args.files:
         files = [f for f in files if f.name in args.files.split(",")]
     made = embeddings()
