@@ -172,6 +172,16 @@ class Settings(BaseSettings):
     (exact match; `*` = any). Unset (the default) = webhooks are refused, so clients cannot
     make the server call into its own network."""
 
+    api_keys: SecretStr | None = None
+    """Comma-separated API keys. With this or API_KEYS_FILE set, every endpoint but /health
+    needs one of them (`Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP basic auth
+    with the key as password). Unset with API_KEYS_FILE unset = no authentication. Never
+    logged; /metrics counts requests per key id (a digest, not the key)."""
+
+    api_keys_file: Path | None = None
+    """A file of API keys, one per line (blank lines and `#` comments skipped), read at
+    start-up and joined with API_KEYS. Unset = none."""
+
     log_level: str = "INFO"
     """Python logging level for the service's own loggers."""
 
@@ -187,6 +197,8 @@ class Settings(BaseSettings):
         "database_url",
         "webhook_secret",
         "webhook_allowed_hosts",
+        "api_keys",
+        "api_keys_file",
         mode="before",
     )
     @classmethod

@@ -17,6 +17,7 @@ from app import __version__
 from app.alignment import Aligner
 from app.allocator import tune_malloc
 from app.api import asr, jobs_routes, openai_routes, system
+from app.api.auth import ApiKeyMiddleware, KeyRing
 from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
 from app.api.request_metrics import RequestMetricsMiddleware
@@ -185,7 +186,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(asr.router)
     app.include_router(openai_routes.router)
     app.include_router(jobs_routes.router)
-    # Last added runs first: metrics see every answer, the 413s of the upload limit included.
+    # Last added runs first: metrics see every answer, the 401s and the 413s of the upload
+    # limit included; keys are checked before any upload is read.
     app.add_middleware(UploadLimitMiddleware, max_file_bytes=settings.max_file_size_bytes)
+    keys = KeyRing.from_settings(settings)
+    if keys.enabled:
+        log.info(
+            "API keys required (%d keys: %s)", len(keys.keys), ", ".join(i for _, i in keys.keys)
+        )
+    app.add_middleware(ApiKeyMiddleware, keys=keys)
     app.add_middleware(RequestMetricsMiddleware)
     return app

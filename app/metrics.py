@@ -69,6 +69,12 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.api_key_requests = Counter(
+            "whisperx_api_key_requests",
+            "Authenticated requests, by key id (a digest of the key, never the key)",
+            ["key_id"],
+            registry=r,
+        )
         self.jobs = Gauge("whisperx_jobs", "Jobs in the store by status", ["status"], registry=r)
         self.job_duration = Histogram(
             "whisperx_job_duration_seconds",

@@ -1,0 +1,118 @@
+"""API keys: who may use the service. Off unless API_KEYS or API_KEYS_FILE is set.
+
+A key is accepted from `Authorization: Bearer <key>` (what the OpenAI SDK sends),
+`X-API-Key: <key>`, or HTTP basic auth with the key as the password (Speakr's
+`ASR_BASE_URL=http://user:KEY@host:9001`; `curl -u :KEY`) or, with no password, as the user
+name (`curl -u KEY:`). Every key is compared in constant time, all of them each time. The
+check runs before routing and before the body is read, so an unauthenticated upload costs
+nothing; it answers 401 in the API family's error shape with `WWW-Authenticate`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.error_handlers import error_response
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/health"})
+"""Paths served without a key: the liveness probe (load balancers send no credentials)."""
+CHALLENGE = 'Bearer realm="whisperx-service", Basic realm="whisperx-service"'
+
+
+def key_id(key: str) -> str:
+    """What metrics and logs name a key by: a short digest, never the key."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    keys: tuple[tuple[bytes, str], ...] = ()
+    """(key, key id) pairs."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        found: list[str] = []
+        if settings.api_keys is not None:
+            found += settings.api_keys.get_secret_value().split(",")
+        if settings.api_keys_file is not None:
+            try:
+                lines = settings.api_keys_file.read_text().splitlines()
+            except OSError as exc:  # a server meant to be locked must not start open
+                raise ValueError(f"API_KEYS_FILE cannot be read: {exc}") from exc
+            found += [line for line in lines if not line.lstrip().startswith("#")]
+        keys = dict.fromkeys(k.strip() for k in found if k.strip())
+        return cls(tuple((k.encode(), key_id(k)) for k in keys))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys)
+
+    def identify(self, presented: str) -> str | None:
+        """The id of the key `presented` is, or None; compares against every key."""
+        candidate, found = presented.encode(), None
+        for key, ident in self.keys:
+            if hmac.compare_digest(key, candidate):
+                found = ident
+        return found
+
+
+def presented_keys(headers: Headers) -> list[str]:
+    """Every key the request offers, from each place one may be sent."""
+    offered: list[str] = []
+    scheme, _, value = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        offered.append(value.strip())
+    elif scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = password = ""
+        offered += [k for k in (password, "" if password else user) if k]
+    if headers.get("x-api-key", "").strip():
+        offered.append(headers["x-api-key"].strip())
+    return offered
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys.enabled or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        offered = presented_keys(Headers(scope=scope))
+        ident = next((i for i in map(self.keys.identify, offered) if i is not None), None)
+        if ident is None:
+            message = (
+                "Invalid API key."
+                if offered
+                else "An API key is required: send `Authorization: Bearer <key>`, "
+                "`X-API-Key: <key>`, or HTTP basic auth with the key as the password."
+            )
+            response = error_response(
+                scope["path"],
+                401,
+                message,
+                code="invalid_api_key",
+                error_type="invalid_request_error",
+                headers={"WWW-Authenticate": CHALLENGE},
+            )
+            await response(scope, receive, send)
+            return
+        metrics = getattr(scope["app"].state, "metrics", None)
+        if metrics is not None:
+            metrics.api_key_requests.labels(key_id=ident).inc()
+        await self.app(scope, receive, send)
