@@ -276,3 +276,25 @@ def test_audio_past_max_duration_is_413_before_any_model_runs(
         timeout=60,
     )
     assert raw.status_code == 413 and raw.json()["error"]["code"] == "audio_too_long"
+
+
+def test_job_progress_streams_as_server_sent_events(server: LiveServer, tmp_path: Path) -> None:
+    job = submit(server.url, long_wav(tmp_path, 3), model="tiny.en", diarize="true").json()
+    events = []
+    with httpx.stream("GET", f"{server.url}/v1/jobs/{job['id']}/events", timeout=300) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    kinds = [e["type"] for e in events]
+    assert kinds[-1] == "job.completed" and set(kinds[:-1]) == {"job.progress"}, kinds
+    assert all(e["job"]["id"] == job["id"] for e in events)
+    fractions = [e["job"]["progress"]["fraction"] for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stages = {e["job"]["progress"]["stage"] for e in events}
+    assert {"decode", "transcribe"} <= stages, stages  # progress names the stage it is in
+    # A finished job's stream is its one final event; an unknown job is a 404 at once.
+    again = httpx.get(f"{server.url}/v1/jobs/{job['id']}/events", timeout=30).text
+    assert again.count("data: ") == 1 and "job.completed" in again
+    missing = httpx.get(f"{server.url}/v1/jobs/nope/events", timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"]["code"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from app.api.job_events import job_events
 from app.api.openai_schemas import diarized, verbose
 from app.api.params import Fields, asr_request
 from app.api.uploads import persist_upload
@@ -84,6 +85,22 @@ async def list_jobs(
 @router.get("/{job_id}", summary="One job: status, progress, timings, error")
 async def get_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(job_summary(await _service(request).get(job_id)))
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="A job's progress as server-sent events, until it ends",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def job_events_stream(request: Request, job_id: str) -> StreamingResponse:
+    service = _service(request)
+    job = await service.get(job_id)  # an unknown id is a 404 before the stream starts
+    return StreamingResponse(
+        job_events(service, job),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/{job_id}/result", summary="A completed job's transcript in any format")

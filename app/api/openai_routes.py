@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -18,9 +20,12 @@ from app.api.openai_schemas import (
 )
 from app.api.params import Fields
 from app.api.speaker_references import FORM_PART_BYTES, known_speakers
+from app.api.transcription_stream import STREAM_FORMATS, stream_response, transcription_events
 from app.api.uploads import saved_upload
-from app.domain import DecodeOptions, Task
+from app.domain import DecodeOptions, Task, Transcript
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
+from app.pipeline.asr import TextSink
+from app.pipeline.decode import check_upload
 from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
 from app.services.transcriber import Transcriber
 from app.writers import SrtWriter, VttWriter
@@ -72,8 +77,6 @@ def _granularities(form: Any) -> set[str]:
 
 
 def _check_unsupported(fields: Fields, form: Any) -> None:
-    if fields.boolean("stream", default=False):
-        raise UnsupportedParameter("Streaming is not supported; send stream=false.", param="stream")
     include = [str(v) for v in (*form.getlist("include[]"), *form.getlist("include")) if v]
     if include:
         raise UnsupportedParameter(
@@ -103,6 +106,13 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
         raise InvalidRequest(
             "diarized_json is only available for transcriptions.", param="response_format"
         )
+    stream = fields.boolean("stream", default=False)
+    if stream and fmt not in STREAM_FORMATS:
+        raise InvalidRequest(
+            f"stream=true supports response_format {', '.join(STREAM_FORMATS)}; "
+            f"'{fmt}' is not streamed.",
+            param="stream",
+        )
     known_names, known_voices = await known_speakers(form, fmt)
     options = DecodeOptions(
         task=task,
@@ -118,6 +128,20 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
         options=options,
         speakers=SpeakerRequest(known=known_voices) if fmt == "diarized_json" else None,
     )
+    if stream:
+        resources = AsyncExitStack()
+        try:
+            path = await resources.enter_async_context(saved_upload(file, limit, field="file"))
+            await asyncio.to_thread(check_upload, path)  # an unreadable file is still a 400
+        except BaseException:
+            await resources.aclose()
+            raise
+
+        def run(on_text: TextSink) -> Coroutine[Any, Any, Transcript]:
+            return transcriber.transcribe(path, work, on_text=on_text)
+
+        events = transcription_events(run, resources, fmt, known_names)
+        return await stream_response(request.url.path, events)
     async with saved_upload(file, limit, field="file") as path:
         transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     if fmt == "diarized_json":
@@ -178,7 +202,10 @@ async def transcriptions(
             "others letters (needs diarized_json)",
         ),
     ] = None,
-    stream: str | None = _f("false only: streaming is not supported"),
+    stream: str | None = _f(
+        "true = server-sent events: transcript.text.delta per decoded window, "
+        "transcript.text.segment (diarized_json), then transcript.text.done"
+    ),
     chunking_strategy: str | None = _f("auto only: speech is always split by VAD"),
 ) -> Response:
     # The parameters above document the contract in /docs; _run reads the form itself so

@@ -16,6 +16,9 @@ from app.engines.base import LoadedModel, whisper_transcript
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.windows import Block, Timeline
 
+TextSink = Callable[[tuple[Segment, ...]], None]
+"""Gets each window's (or block's) final segments, in order, as decoding goes on."""
+
 # faster-whisper stops conditioning on earlier text after a window needed this temperature.
 _PROMPT_RESET_TEMPERATURE = 0.5
 _FRAMES_PER_SECOND = 100  # Whisper's mel frames, the unit of `seek`
@@ -59,8 +62,10 @@ def transcribe_blocks(
     *,
     batched: bool,
     progress: Callable[[float], None],
+    on_text: TextSink | None = None,
 ) -> Transcript:
-    """Decode `blocks` in order; `progress` gets the fraction of speech done after each."""
+    """Decode `blocks` in order; `progress` gets the fraction of speech done after each,
+    `on_text` each block's segments."""
     total = sum(b.samples for b in blocks) or 1
     segments: list[Segment] = []
     language, probability = options.language, 1.0
@@ -75,9 +80,12 @@ def transcribe_blocks(
             language, probability = result.language, result.language_probability
         timeline = block.timeline()
         seek_offset = done * _FRAMES_PER_SECOND // SAMPLE_RATE
+        first = len(segments)
         for segment in result.segments:
             restored = restore_times(segment, timeline)
             segments.append(replace(restored, id=len(segments), seek=segment.seek + seek_offset))
+        if on_text is not None:
+            on_text(tuple(segments[first:]))
         if not batched:  # the batched decoder never conditions on earlier text
             prompt = _carried_prompt(result.segments)
         done += block.samples

@@ -32,7 +32,7 @@ from app.errors import InvalidRequest
 from app.metrics import Metrics
 from app.models.registry import ModelRef, ModelRegistry
 from app.pipeline.align import align_in_spans
-from app.pipeline.asr import transcribe_blocks
+from app.pipeline.asr import TextSink, transcribe_blocks
 from app.pipeline.decode_pool import AudioDecoder
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
@@ -163,7 +163,10 @@ class Pipeline:
         work: Path,
         request: TranscriptionRequest,
         progress: Progress,
+        on_text: TextSink | None = None,
     ) -> ModelOutput:
+        """`on_text` gets the transcript's segments window by window as they are decoded
+        (before alignment and speaker labels)."""
         options, speakers = request.options, request.speakers
         pcm = self.decode(src, work, request.encoded, progress)
         regions = self._speech(pcm, options.vad_filter, _within("vad", progress))
@@ -181,7 +184,7 @@ class Pipeline:
         loaded: LoadedModel
         with self.whisper(ref) as loaded:
             check_options(ref.name, loaded.english_only, options)
-            transcript = self._transcribe(loaded, pcm, windows, asr_options, progress)
+            transcript = self._transcribe(loaded, pcm, windows, asr_options, progress, on_text)
         release_free_memory()
         elapsed = time.perf_counter() - started
         self.metrics.stage.labels(stage="vad+asr").observe(elapsed)
@@ -224,6 +227,7 @@ class Pipeline:
         windows: list[Window],
         options: DecodeOptions,
         progress: Progress,
+        on_text: TextSink | None,
     ) -> Transcript:
         scheduler, within = self.scheduler, _within("transcribe", progress)
         if scheduler is None:
@@ -235,6 +239,7 @@ class Pipeline:
                     options,
                     batched=self.settings.batch_size > 1,
                     progress=within,
+                    on_text=on_text,
                 )
             )
         with scheduler.open(loaded) as stream:
@@ -246,6 +251,7 @@ class Pipeline:
                 english_only=loaded.english_only,
                 ahead=scheduler.max_batch_windows,
                 progress=within,
+                on_text=on_text,
             )
 
     def _speech(

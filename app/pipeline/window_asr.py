@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from app.domain import DecodeOptions, Segment, Transcript
 from app.engines.base import SpeechWindow, WindowText, whisper_transcript
-from app.pipeline.asr import restore_times
+from app.pipeline.asr import TextSink, restore_times
 from app.pipeline.pcm import PcmFile
 from app.pipeline.windows import Window
 from app.scheduler.window_scheduler import WindowStream
@@ -35,9 +35,11 @@ def transcribe_windows(
     english_only: bool,
     ahead: int,
     progress: Callable[[float], None],
+    on_text: TextSink | None = None,
 ) -> Transcript:
     """`progress` gets the fraction of speech done after each window; it may raise to
-    cancel (the caller's stream then drops what is still queued)."""
+    cancel (the caller's stream then drops what is still queued). `on_text` gets each
+    window's segments as soon as they are final, in order."""
     total = sum(w.samples for w in windows) or 1
     language = options.language or ("en" if english_only else None)
     probability = 1.0
@@ -51,9 +53,12 @@ def transcribe_windows(
         nonlocal done
         timeline = window.timeline()
         seek = window.regions[0].start // _SAMPLES_PER_FRAME
+        first = len(segments)
         for segment in text.segments:
             restored = restore_times(segment, timeline)
             segments.append(replace(restored, id=len(segments), seek=seek))
+        if on_text is not None:
+            on_text(tuple(segments[first:]))
         done += window.samples
         progress(done / total)
 

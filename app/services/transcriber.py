@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.domain import LanguageGuess, Transcript
 from app.metrics import Metrics
+from app.pipeline.asr import TextSink
 from app.pipeline.runner import Pipeline, Progress, TranscriptionRequest
 from app.services.admission import Admission
 from app.services.eviction import IdleEvictor
@@ -64,8 +65,10 @@ class Transcriber:
         disconnected: Disconnected | None = None,
         progress: Progress = _no_progress,
         queue_limit: bool = True,
+        on_text: TextSink | None = None,
     ) -> Transcript:
-        """`queue_limit=False` for jobs: they wait in the job store, not in the HTTP queue."""
+        """`queue_limit=False` for jobs: they wait in the job store, not in the HTTP queue.
+        `on_text` (called from a worker thread) gets each window's segments as decoded."""
         ref = await asyncio.to_thread(self.pipeline.prepare, request)
         self.metrics.audio_size.observe(path.stat().st_size / 1048576)
         work = self._work_dir()
@@ -74,7 +77,7 @@ class Transcriber:
                 self.metrics.queue_wait.observe(waited)
                 await asyncio.to_thread(self.evictor.sweep)  # idle models past keep-alive
                 output = await asyncio.to_thread(
-                    self.pipeline.run_models, ref, path, work, request, progress
+                    self.pipeline.run_models, ref, path, work, request, progress, on_text
                 )
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)

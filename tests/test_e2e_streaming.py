@@ -1,0 +1,88 @@
+"""stream=true through the official openai SDK: server-sent deltas as windows are decoded,
+whose concatenation is the non-streamed text of the same request."""
+
+from __future__ import annotations
+
+import os
+import wave
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from audio_tools import CONVERSATION, FIXTURES
+from live_server import LiveServer
+
+from app.pipeline.decode import decode_file
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def minute_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~60 s of speech (three fixtures back to back): more than one 30 s window."""
+    parts = [
+        decode_file(FIXTURES / f"{n}.flac").samples
+        for n in ("conversation3", "conversation", "rapid")
+    ]
+    samples = (np.concatenate([np.asarray(p) for p in parts]) * 32767).astype(np.int16)
+    path = tmp_path_factory.mktemp("stream") / "minute.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+def sdk(server: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300)
+
+
+def test_streamed_deltas_join_into_the_text_of_the_same_request(
+    live_server: LiveServer, minute_clip: Path
+) -> None:
+    with sdk(live_server) as client:
+        with minute_clip.open("rb") as f:
+            plain = client.audio.transcriptions.create(model="tiny.en", file=f).text
+        with minute_clip.open("rb") as f:
+            events = list(client.audio.transcriptions.create(model="tiny.en", file=f, stream=True))
+    deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+    assert len(deltas) >= 2, events  # one per decoded window at least
+    assert events[-1].type == "transcript.text.done"
+    assert "".join(deltas) == events[-1].text == plain
+    assert "budget report" in plain.lower()
+
+
+def test_streamed_diarized_json_sends_speaker_segments(live_server: LiveServer) -> None:
+    with sdk(live_server) as client, CONVERSATION.open("rb") as f:
+        events = list(
+            client.audio.transcriptions.create(
+                model="tiny.en",
+                file=f,
+                stream=True,
+                response_format="diarized_json",
+                known_speaker_names=["Alice"],
+            )
+        )
+    segments = [e for e in events if e.type == "transcript.text.segment"]
+    assert [s.speaker for s in segments] == ["Alice", "B", "Alice", "B"]
+    assert segments[1].text.startswith("Thanks") and segments[1].start > 5
+    assert events[-1].type == "transcript.text.done"
+    assert events[-1].text.startswith("Good morning")
+
+
+def test_what_cannot_be_streamed_is_refused_before_the_stream(client: httpx.Client) -> None:
+    def post(data: bytes, **fields: str) -> httpx.Response:
+        return client.post(
+            "/v1/audio/transcriptions",
+            data={"model": "tiny.en", "stream": "true", **fields},
+            files={"file": ("a.flac", data)},
+        )
+
+    srt = post(CONVERSATION.read_bytes(), response_format="srt")
+    assert srt.status_code == 400 and srt.json()["error"]["param"] == "stream"
+    garbage = post(os.urandom(2000))
+    assert garbage.status_code == 400, garbage.text
+    assert garbage.headers["content-type"].startswith("application/json")
