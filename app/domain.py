@@ -65,6 +65,25 @@ class Transcript:
     """Speaker label -> the name of the known speaker sample it matched (OpenAI's
     known_speaker_references); None when no samples were given."""
 
+    def renamed(self, names: dict[str, str]) -> Transcript:
+        """Speaker labels replaced by `names` (label -> name) on segments and words."""
+
+        def name(label: str | None) -> str | None:
+            return names.get(label, label) if label is not None else None
+
+        segments = tuple(
+            replace(
+                s,
+                speaker=name(s.speaker),
+                words=tuple(replace(w, speaker=name(w.speaker)) for w in s.words),
+            )
+            for s in self.segments
+        )
+        embeddings = self.speaker_embeddings
+        if embeddings is not None:
+            embeddings = {name(k) or k: v for k, v in embeddings.items()}
+        return replace(self, segments=segments, speaker_embeddings=embeddings)
+
     @property
     def speakers(self) -> list[str]:
         """Speaker labels in order of first appearance."""

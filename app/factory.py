@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.alignment import Aligner
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(asr.router)
     app.include_router(openai_routes.router)
     app.include_router(jobs_routes.router)
+    app.mount("/web", StaticFiles(directory=system.WEB_DIR), name="web")
     # Last added runs first: metrics see every answer, the 401s and the 413s of the upload
     # limit included; keys are checked before any upload is read.
     app.add_middleware(UploadLimitMiddleware, max_file_bytes=settings.max_file_size_bytes)

@@ -1,4 +1,5 @@
-"""API keys end to end over real HTTP: with API_KEYS set, every route but /health refuses a
+"""API keys end to end over real HTTP: with API_KEYS set, every route but /health and the web
+page (which holds no data and asks for a key itself) refuses a
 request without a key (found by walking the app's own route table, so a new route cannot
 be forgotten), and each way of sending a key works: Bearer, X-API-Key, basic auth, the
 OpenAI SDK, and Speakr's ASR_BASE_URL with the key in it."""
@@ -56,8 +57,8 @@ def test_every_route_but_health_needs_a_key(locked: LiveServer) -> None:
     with httpx.Client(base_url=locked.url, timeout=60) as c:
         for method, path in [*table, ("GET", "/no/such/route")]:
             response = c.request(method, path)
-            if path == "/health":
-                assert response.status_code == 200, response.text
+            if path in ("/health", "/") or path.startswith("/web"):  # probe, page, its files
+                assert response.status_code != 401, (method, path)
                 continue
             assert response.status_code == 401, (method, path, response.status_code)
             assert response.headers["www-authenticate"].startswith("Bearer")
@@ -69,6 +70,7 @@ def test_every_route_but_health_needs_a_key(locked: LiveServer) -> None:
                 assert response.headers["x-should-retry"] == "false"
             else:
                 assert "API key is required" in body["detail"], body
+        assert c.get("/web/app.js").status_code == 200  # the page's files need no key
         wrong = c.get("/v1/models", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["error"]["message"] == "Invalid API key."
 

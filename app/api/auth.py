@@ -25,8 +25,11 @@ from app.config import Settings
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health"})
-"""Paths served without a key: the liveness probe (load balancers send no credentials)."""
+OPEN_PATHS = frozenset({"/health", "/"})
+"""Paths served without a key: the liveness probe (load balancers send no credentials) and
+the web page, which holds no data and asks for a key itself."""
+STATIC_ROOT = "/web"
+"""The page's static files (served without a key: they hold no data)."""
 CHALLENGE = 'Bearer realm="whisperx-service", Basic realm="whisperx-service"'
 
 
@@ -90,7 +93,14 @@ class ApiKeyMiddleware:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.keys.enabled
+            or path in OPEN_PATHS
+            or path == STATIC_ROOT
+            or path.startswith(STATIC_ROOT + "/")
+        ):
             await self.app(scope, receive, send)
             return
         offered = presented_keys(Headers(scope=scope))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -28,6 +30,28 @@ def _service(request: Request) -> JobService:
 
 def _f(description: str) -> Any:
     return Form(None, description=description)
+
+
+def speaker_renames(text: str | None) -> dict[str, str]:
+    """`speakers=` of a result: a JSON object of label -> name, checked."""
+    if not text:
+        return {}
+    try:
+        names = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"speakers is not JSON ({exc}).", param="speakers") from exc
+    if not (
+        isinstance(names, dict)
+        and len(names) <= 100
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in names.items())
+        and all(0 < len(v.strip()) <= 100 for v in names.values())
+    ):
+        raise InvalidRequest(
+            "speakers must be a JSON object of at most 100 labels and names of 1-100 "
+            'characters, e.g. {"SPEAKER_00": "Alice"}.',
+            param="speakers",
+        )
+    return {k: v.strip() for k, v in names.items()}
 
 
 @router.post("", status_code=202, summary="Submit a transcription job")
@@ -108,10 +132,19 @@ async def job_result(
     request: Request,
     job_id: str,
     format: Annotated[str, Query(description=", ".join(RESULT_FORMATS))] = "json",
+    speakers: Annotated[
+        str | None,
+        Query(description='Names for speaker labels, a JSON object: {"SPEAKER_00": "Alice"}'),
+    ] = None,
 ) -> Response:
     if format not in RESULT_FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(RESULT_FORMATS)}.", param="format")
+    names = speaker_renames(speakers)
     _, transcript = await _service(request).result(job_id)
+    if names:
+        transcript = transcript.renamed(names)
+        if format == "diarized_json":  # the names themselves, not letters in their place
+            transcript = replace(transcript, speaker_names={n: n for n in names.values()})
     if format == "verbose_json":
         body = verbose(transcript, segments=True, words=bool(transcript.words))
         return JSONResponse(body.model_dump(exclude_none=True))

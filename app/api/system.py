@@ -1,12 +1,13 @@
-"""Service endpoints: /, /health, /metrics, /queue-metrics."""
+"""Service endpoints: / (the web page), /info, /health, /metrics, /queue-metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
@@ -15,8 +16,17 @@ from app.engines.memory import accelerator_memory_bytes
 router = APIRouter(tags=["service"])
 
 
-@router.get("/", summary="What this service is")
-async def root(request: Request) -> JSONResponse:
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """The web page (app/web/): upload, progress, transcript, player, downloads."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+@router.get("/info", summary="What this service is")
+async def info(request: Request) -> JSONResponse:
     state = request.app.state
     return JSONResponse(
         {

@@ -117,7 +117,7 @@ def test_service_endpoints(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "healthy" and health["engine"] == "fake"
     assert health["loaded_models"] == ["base"] and health["default_model"] == "base"
-    root = client.get("/").json()
+    root = client.get("/info").json()
     assert "/asr" in root["endpoints"]
     families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
     requests = families["whisperx_requests"]
