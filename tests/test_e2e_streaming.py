@@ -3,6 +3,7 @@ whose concatenation is the non-streamed text of the same request."""
 
 from __future__ import annotations
 
+import json
 import os
 import wave
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from audio_tools import CONVERSATION, FIXTURES
+from audio_tools import CONVERSATION, FIXTURES, SPANISH
 from live_server import LiveServer
 
 from app.pipeline.decode import decode_file
@@ -86,3 +87,20 @@ def test_what_cannot_be_streamed_is_refused_before_the_stream(client: httpx.Clie
     garbage = post(os.urandom(2000))
     assert garbage.status_code == 400, garbage.text
     assert garbage.headers["content-type"].startswith("application/json")
+
+
+def test_translations_stream_too(client: httpx.Client) -> None:
+    with SPANISH.open("rb") as f:
+        response = client.post(
+            "/v1/audio/translations",
+            data={"model": "base", "stream": "true"},
+            files={"file": (SPANISH.name, f)},
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
+    ]
+    deltas = [e["delta"] for e in events if e["type"] == "transcript.text.delta"]
+    assert events[-1]["type"] == "transcript.text.done" and deltas
+    assert "".join(deltas) == events[-1]["text"] and "beach" in events[-1]["text"].lower()

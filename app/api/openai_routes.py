@@ -221,6 +221,10 @@ async def translations(
     prompt: str | None = _f("English text that conditions the translation"),
     response_format: str | None = _f("json, text, srt, vtt or verbose_json"),
     temperature: str | None = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling"),
+    stream: str | None = _f(
+        "true = server-sent events: transcript.text.delta per decoded window, then "
+        "transcript.text.done (json and text only)"
+    ),
 ) -> Response:
     return await _run(request, file, "translate")
 
