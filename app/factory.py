@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +22,7 @@ from app.api import asr, jobs_routes, openai_routes, system
 from app.api.auth import ApiKeyMiddleware, KeyRing
 from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
+from app.api.error_schemas import without_validation_errors
 from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
 from app.compute_thread import ComputeThread
@@ -180,6 +182,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         redoc_url=None,
     )
     app.state.settings = settings
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_validation_errors(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.engine_override = engine
     install_error_handlers(app)
     install_docs(app)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from app.api.error_schemas import detail_errors, text_content
 from app.api.params import Fields, asr_request
 from app.api.uploads import saved_upload, upload_name
 from app.languages import language_name
@@ -20,7 +21,7 @@ from app.services.transcriber import Transcriber
 from app.writers import writer_for
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["whisper-asr-webservice"])
+router = APIRouter(tags=["whisper-asr-webservice"], responses=detail_errors(400, 401, 413, 503))
 
 
 def _q(description: str) -> Any:
@@ -35,7 +36,21 @@ async def _fields(request: Request) -> Fields:
     return Fields(request.query_params, await request.form())
 
 
-@router.post("/asr", summary="Transcribe or translate an audio file")
+@router.post(
+    "/asr",
+    summary="Transcribe or translate an audio file",
+    responses={
+        200: {
+            "content": text_content(
+                "application/json",
+                "text/plain",
+                "application/x-subrip",
+                "text/vtt",
+                "text/tab-separated-values",
+            )
+        }
+    },
+)
 async def asr(
     request: Request,
     audio_file: Annotated[UploadFile | None, File(description="Audio or video file")] = None,

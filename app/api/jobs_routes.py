@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from app.api.error_schemas import openai_errors, text_content
 from app.api.job_events import job_events
 from app.api.openai_schemas import diarized, verbose
 from app.api.params import Fields, asr_request
@@ -18,9 +19,12 @@ from app.jobs.service import JobService
 from app.jobs.summary import job_summary
 from app.writers import writer_for
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/v1/jobs", tags=["jobs"], responses=openai_errors(400, 401, 404, 409, 413, 503)
+)
 
-RESULT_FORMATS = ("json", "text", "srt", "vtt", "tsv", "verbose_json", "diarized_json")
+ResultFormat = Literal["json", "text", "srt", "vtt", "tsv", "verbose_json", "diarized_json"]
+RESULT_FORMATS: tuple[str, ...] = get_args(ResultFormat)
 
 
 def _service(request: Request) -> JobService:
@@ -90,7 +94,7 @@ async def submit_job(
 @router.get("", summary="Jobs, newest first")
 async def list_jobs(
     request: Request,
-    limit: Annotated[int, Query(description="Jobs per page (1-100)")] = 20,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page (1-100)")] = 20,
     after: Annotated[str | None, Query(description="The last id of the previous page")] = None,
 ) -> JSONResponse:
     jobs, more = await _service(request).page(limit, after)
@@ -127,11 +131,25 @@ async def job_events_stream(request: Request, job_id: str) -> StreamingResponse:
     )
 
 
-@router.get("/{job_id}/result", summary="A completed job's transcript in any format")
+@router.get(
+    "/{job_id}/result",
+    summary="A completed job's transcript in any format",
+    responses={
+        200: {
+            "content": text_content(
+                "application/json",
+                "text/plain",
+                "application/x-subrip",
+                "text/vtt",
+                "text/tab-separated-values",
+            )
+        }
+    },
+)
 async def job_result(
     request: Request,
     job_id: str,
-    format: Annotated[str, Query(description=", ".join(RESULT_FORMATS))] = "json",
+    format: Annotated[ResultFormat, Query(description="The transcript's format")] = "json",
     speakers: Annotated[
         str | None,
         Query(description='Names for speaker labels, a JSON object: {"SPEAKER_00": "Alice"}'),

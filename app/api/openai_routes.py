@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from app.api.error_schemas import openai_errors, text_content
 from app.api.openai_schemas import (
     ModelList,
     ModelObject,
@@ -30,7 +31,9 @@ from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
 from app.services.transcriber import Transcriber
 from app.writers import SrtWriter, VttWriter
 
-router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+router = APIRouter(
+    prefix="/v1", tags=["OpenAI-compatible"], responses=openai_errors(400, 401, 404, 413, 503)
+)
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES = ("word", "segment")
@@ -168,7 +171,13 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
 File_ = Annotated[UploadFile | None, File(description="Audio file (any FFmpeg format)")]
 
 
-@router.post("/audio/transcriptions", summary="Transcribe audio (OpenAI-compatible)")
+@router.post(
+    "/audio/transcriptions",
+    summary="Transcribe audio (OpenAI-compatible)",
+    responses={
+        200: {"content": text_content("application/json", "text/plain", "text/event-stream")}
+    },
+)
 async def transcriptions(
     request: Request,
     file: File_ = None,
@@ -213,7 +222,13 @@ async def transcriptions(
     return await _run(request, file, "transcribe")
 
 
-@router.post("/audio/translations", summary="Translate audio to English (OpenAI-compatible)")
+@router.post(
+    "/audio/translations",
+    summary="Translate audio to English (OpenAI-compatible)",
+    responses={
+        200: {"content": text_content("application/json", "text/plain", "text/event-stream")}
+    },
+)
 async def translations(
     request: Request,
     file: File_ = None,

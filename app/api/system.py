@@ -7,13 +7,15 @@ import time
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
+from app.api.error_schemas import detail_errors, text_content
 from app.engines.memory import accelerator_memory_bytes
 
 router = APIRouter(tags=["service"])
+_KEYED = detail_errors(401)  # /health and the page are served without a key
 
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -25,7 +27,7 @@ async def page() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
-@router.get("/info", summary="What this service is")
+@router.get("/info", summary="What this service is", responses=_KEYED)
 async def info(request: Request) -> JSONResponse:
     state = request.app.state
     return JSONResponse(
@@ -70,7 +72,12 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": text_content("text/plain")}, **_KEYED},
+)
 async def metrics(request: Request) -> Response:
     state = request.app.state
     state.metrics.vram.set(await asyncio.to_thread(accelerator_memory_bytes, state.engine))
@@ -79,7 +86,9 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/queue-metrics", summary="Admission queue and window scheduler state")
+@router.get(
+    "/queue-metrics", summary="Admission queue and window scheduler state", responses=_KEYED
+)
 async def queue_metrics(request: Request) -> JSONResponse:
     admission = request.app.state.admission
     stats = admission.stats
