@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from app.api.error_schemas import detail_errors, text_content
+from app.api.error_schemas import detail_errors, transcript_content
 from app.api.params import Fields, asr_request
 from app.api.uploads import saved_upload, upload_name
 from app.languages import language_name
@@ -39,17 +39,7 @@ async def _fields(request: Request) -> Fields:
 @router.post(
     "/asr",
     summary="Transcribe or translate an audio file",
-    responses={
-        200: {
-            "content": text_content(
-                "application/json",
-                "text/plain",
-                "application/x-subrip",
-                "text/vtt",
-                "text/tab-separated-values",
-            )
-        }
-    },
+    responses={200: transcript_content()},
 )
 async def asr(
     request: Request,

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.writers import WRITERS
+
 
 class OpenAIErrorBody(BaseModel):
     message: str
@@ -49,6 +51,12 @@ def detail_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def text_content(*media_types: str) -> dict[str, Any]:
     """A 200 whose body may also be one of these text formats (besides JSON)."""
     return {t: {"schema": {"type": "string"}} for t in media_types}
+
+
+def transcript_content() -> dict[str, Any]:
+    """The 200 of a route that answers in any writer's format (app/writers.py)."""
+    types = dict.fromkeys(w.media_type.split(";")[0] for w in WRITERS.values())
+    return {"content": text_content(*types)}
 
 
 def without_validation_errors(schema: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from app.api.error_schemas import openai_errors, text_content
+from app.api.error_schemas import openai_errors, transcript_content
 from app.api.job_events import job_events
 from app.api.openai_schemas import diarized, verbose
 from app.api.params import Fields, asr_request
@@ -134,17 +134,7 @@ async def job_events_stream(request: Request, job_id: str) -> StreamingResponse:
 @router.get(
     "/{job_id}/result",
     summary="A completed job's transcript in any format",
-    responses={
-        200: {
-            "content": text_content(
-                "application/json",
-                "text/plain",
-                "application/x-subrip",
-                "text/vtt",
-                "text/tab-separated-values",
-            )
-        }
-    },
+    responses={200: transcript_content()},
 )
 async def job_result(
     request: Request,
