@@ -19,7 +19,7 @@ from app.api.openai_schemas import (
     usage_of,
     verbose,
 )
-from app.api.params import Fields
+from app.api.params import Fields, form_list
 from app.api.speaker_references import FORM_PART_BYTES, known_speakers
 from app.api.transcription_stream import STREAM_FORMATS, stream_response, transcription_events
 from app.api.uploads import saved_upload
@@ -59,6 +59,10 @@ _TRANSCRIBE_FIELDS = _COMMON_FIELDS | {
 }
 
 
+_AUDIO_CONTENT = {"content": text_content("application/json", "text/plain", "text/event-stream")}
+"""A transcription's 200: JSON, plain text (text, srt, vtt) or server-sent events."""
+
+
 def _f(description: str) -> Any:
     return Form(None, description=description)
 
@@ -69,8 +73,7 @@ def _reject_unknown(fields: Fields, allowed: set[str]) -> None:
 
 
 def _granularities(form: Any) -> set[str]:
-    values = [*form.getlist("timestamp_granularities[]"), *form.getlist("timestamp_granularities")]
-    chosen = {str(v).strip() for v in values if str(v).strip()}
+    chosen = set(form_list(form, "timestamp_granularities"))
     for value in chosen - set(GRANULARITIES):
         raise InvalidRequest(
             f"Invalid timestamp granularity '{value}': use 'word' and/or 'segment'.",
@@ -174,9 +177,7 @@ File_ = Annotated[UploadFile | None, File(description="Audio file (any FFmpeg fo
 @router.post(
     "/audio/transcriptions",
     summary="Transcribe audio (OpenAI-compatible)",
-    responses={
-        200: {"content": text_content("application/json", "text/plain", "text/event-stream")}
-    },
+    responses={200: _AUDIO_CONTENT},
 )
 async def transcriptions(
     request: Request,
@@ -225,9 +226,7 @@ async def transcriptions(
 @router.post(
     "/audio/translations",
     summary="Translate audio to English (OpenAI-compatible)",
-    responses={
-        200: {"content": text_content("application/json", "text/plain", "text/event-stream")}
-    },
+    responses={200: _AUDIO_CONTENT},
 )
 async def translations(
     request: Request,

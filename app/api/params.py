@@ -17,6 +17,13 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def form_list(form: Any, name: str) -> list[str]:
+    """Every non-empty value of an array field, sent as `name[]` (as the OpenAI SDK sends
+    lists) or as repeated `name`, stripped."""
+    values = (str(v).strip() for v in (*form.getlist(f"{name}[]"), *form.getlist(name)))
+    return [v for v in values if v]
+
+
 class Fields:
     """Query parameters and form fields of one request, read as one mapping (form wins)."""
 

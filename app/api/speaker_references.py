@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.api.params import form_list
 from app.diarization.references import KnownSpeaker
 from app.domain import Audio
 from app.errors import AudioTooLong, InvalidRequest
@@ -27,10 +28,6 @@ MAX_SAMPLE_BYTES = 3 * 1024 * 1024
 FORM_PART_BYTES = MAX_SAMPLE_BYTES * 4 // 3 + 1024
 """The largest form field the endpoint reads: one sample, base64 and its data: header."""
 _PARAM = "known_speaker_references"
-
-
-def _values(form: Any, name: str) -> list[str]:
-    return [str(v).strip() for v in (*form.getlist(f"{name}[]"), *form.getlist(name))]
 
 
 def _payload(index: int, url: str) -> bytes:
@@ -84,8 +81,8 @@ def _decode(index: int, payload: bytes) -> Audio:
 async def known_speakers(form: Any, fmt: str) -> tuple[list[str], tuple[KnownSpeaker, ...]]:
     """(names, samples): names alone label speakers in order of first appearance; with
     samples, each name goes to the speaker whose voice its sample matches."""
-    names = [n for n in _values(form, "known_speaker_names") if n]
-    references = [r for r in _values(form, _PARAM) if r]
+    names = form_list(form, "known_speaker_names")
+    references = form_list(form, _PARAM)
     if (names or references) and fmt != "diarized_json":
         param = _PARAM if references else "known_speaker_names"
         raise InvalidRequest(f"{param} requires response_format=diarized_json.", param=param)
