@@ -113,7 +113,7 @@ class ApiKeyMiddleware:
                 "`X-API-Key: <key>`, or HTTP basic auth with the key as the password."
             )
             response = error_response(
-                scope["path"],
+                path,
                 401,
                 message,
                 code="invalid_api_key",

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from app.api.transcription_stream import event
+from app.api.sse import event
 from app.jobs.service import JobService
 from app.jobs.store import FINISHED, Job
 from app.jobs.summary import job_summary

@@ -13,6 +13,7 @@ from app.api.error_schemas import openai_errors, transcript_content
 from app.api.job_events import job_events
 from app.api.openai_schemas import diarized, verbose
 from app.api.params import Fields, asr_request
+from app.api.sse import event_stream
 from app.api.uploads import persist_upload
 from app.errors import InvalidRequest
 from app.jobs.service import JobService
@@ -124,11 +125,7 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
 async def job_events_stream(request: Request, job_id: str) -> StreamingResponse:
     service = _service(request)
     job = await service.get(job_id)  # an unknown id is a 404 before the stream starts
-    return StreamingResponse(
-        job_events(service, job),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(job_events(service, job))
 
 
 @router.get(

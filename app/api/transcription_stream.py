@@ -16,10 +16,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from app.api.error_handlers import error_response
 from app.api.openai_schemas import diarized, usage_of
+from app.api.sse import event, event_stream
 from app.domain import Segment, Transcript
 from app.errors import ServiceError, status_for
 
@@ -27,10 +28,6 @@ log = logging.getLogger(__name__)
 
 STREAM_FORMATS = ("json", "text", "diarized_json")
 Transcribe = Callable[[Callable[[tuple[Segment, ...]], None]], Coroutine[Any, Any, Transcript]]
-
-
-def event(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
 class _Deltas:
@@ -122,8 +119,4 @@ async def stream_response(path: str, events: AsyncGenerator[bytes]) -> Response:
         async for chunk in events:
             yield chunk
 
-    return StreamingResponse(
-        replay(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(replay())
