@@ -62,22 +62,11 @@ def label_speakers(transcript: Transcript, diarization: Diarization) -> Transcri
         if label is not None and label not in order:
             order[label] = f"SPEAKER_{len(order):02d}"
 
-    def rename(label: str | None) -> str | None:
-        return order.get(label) if label is not None else None
-
-    renamed = tuple(
-        replace(
-            s,
-            id=i,
-            speaker=rename(s.speaker),
-            words=tuple(replace(w, speaker=rename(w.speaker)) for w in s.words),
-        )
-        for i, s in enumerate(segments)
-    )
+    numbered = tuple(replace(s, id=i) for i, s in enumerate(segments))
+    labelled = replace(transcript, segments=numbered, speaker_embeddings=None).renamed(order)
     embeddings = {order[k]: v for k, v in diarization.embeddings.items() if k in order}
     return replace(
-        transcript,
-        segments=renamed,
+        labelled,
         diarization=diarization.pipeline,
         speaker_embeddings=dict(sorted(embeddings.items())),
     )

@@ -26,7 +26,8 @@ HUB_PIPELINE = "pyannote/speaker-diarization-community-1"
 @dataclass(frozen=True)
 class OfflineRecipe:
     threshold: float
-    """Centroid-linkage threshold, cosine distance between speaker centroids."""
+    """Centroid-linkage threshold: Euclidean distance between the means of unit-length
+    embeddings (pyannote normalises them for centroid linkage)."""
     step: float
     """Hop between 10 s segmentation chunks, as a fraction of a chunk. Every chunk embeds
     each of its speakers once, so the embedding's cost scales with 1 / step."""
@@ -136,7 +137,7 @@ def build_offline(
     pipeline.instantiate(
         {
             "segmentation": {"min_duration_off": 0.0},
-            # Centroid linkage over cosine distances of L2-normalised embeddings.
+            # Centroid linkage: Euclidean distances between means of L2-normalised embeddings.
             "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": threshold},
         }
     )
