@@ -109,7 +109,7 @@ def test_speakers_are_linked_across_spans(service: DiarizationService, tmp_path:
     turns = conversation_turns("conversation3")
     regions = [SpeechRegion(int(t.start * SAMPLE_RATE), int(t.end * SAMPLE_RATE)) for t in turns]
     result = diarize_recording(
-        service, pcm, regions, SpeakerLimits(), service.threshold, lambda _: None, 6 * SAMPLE_RATE
+        service, pcm, regions, SpeakerLimits(), lambda _: None, 6 * SAMPLE_RATE
     )
     assert result.diarization is not None, result.notes
     found = result.diarization

@@ -14,6 +14,12 @@ from app.domain import Audio
 log = logging.getLogger(__name__)
 
 
+def unit_vector(vector: np.ndarray) -> np.ndarray | None:
+    """`vector` scaled to length 1; None when it has no direction (zero, NaN or inf)."""
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 and np.all(np.isfinite(vector)) else None
+
+
 @dataclass(frozen=True)
 class SpeakerTurn:
     start_ms: int
@@ -98,8 +104,8 @@ class Diarizer:
         with self._lock:
             for piece in pieces:
                 vector = np.asarray(embedding(torch.from_numpy(piece)[None, None]))[0]
-                if np.all(np.isfinite(vector)) and np.linalg.norm(vector) > 0:
-                    vectors.append(vector / np.linalg.norm(vector))
+                if (unit := unit_vector(vector)) is not None:
+                    vectors.append(unit)
         if not vectors:
             return None
         return [float(x) for x in np.mean(vectors, axis=0)]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from app.diarization.diarizer import unit_vector
 from app.diarization.service import DiarizationService
-from app.domain import Audio
+from app.domain import Audio, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,6 @@ def embed_known(
     return voices, notes
 
 
-def _unit(vector: np.ndarray) -> np.ndarray | None:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 and np.all(np.isfinite(vector)) else None
-
-
 def name_speakers(
     speakers: Mapping[str, Sequence[float]],
     references: Sequence[tuple[str, Sequence[float]]],
@@ -67,18 +63,18 @@ def name_speakers(
     for the speakers whose voice lies within `max_distance` (cosine) of a name's."""
     by_name: dict[str, list[np.ndarray]] = {}
     for name, vector in references:
-        unit = _unit(np.asarray(vector, dtype=np.float64))
+        unit = unit_vector(np.asarray(vector, dtype=np.float64))
         if unit is not None:
             by_name.setdefault(name, []).append(unit)
     voices = {
         label: unit
         for label, vector in speakers.items()
-        if (unit := _unit(np.asarray(vector, dtype=np.float64))) is not None
+        if (unit := unit_vector(np.asarray(vector, dtype=np.float64))) is not None
     }
     means = {
         name: unit
         for name, units in by_name.items()
-        if (unit := _unit(np.mean(units, axis=0))) is not None
+        if (unit := unit_vector(np.mean(units, axis=0))) is not None
     }
     if not means or not voices:
         return {}
@@ -90,3 +86,19 @@ def name_speakers(
         for r, c in zip(rows, columns, strict=True)
         if distances[r, c] <= max_distance
     }
+
+
+def name_known_speakers(
+    transcript: Transcript, voices: Voices, max_distance: float
+) -> tuple[Transcript, tuple[str, ...]]:
+    """The transcript with `speaker_names` from the known voices, and notes on why not."""
+    if not voices:
+        return transcript, ()
+    if not transcript.speaker_embeddings:
+        note = (
+            "known_speaker_references not used: the diarization pipeline gave no speaker "
+            "embeddings to compare them with"
+        )
+        return transcript, (note,)
+    names = name_speakers(transcript.speaker_embeddings, voices, max_distance)
+    return replace(transcript, speaker_names=names), ()

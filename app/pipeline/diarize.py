@@ -94,7 +94,6 @@ def diarize_recording(
     pcm: PcmFile,
     regions: list[SpeechRegion],
     limits: SpeakerLimits,
-    threshold: float,
     progress: Callable[[float], None],
     chunk: int = CHUNK_SAMPLES,
 ) -> DiarizationResult:
@@ -131,7 +130,7 @@ def diarize_recording(
             )
             for t in found.turns
         ]
-    names = link_speakers(local, threshold, limits)
+    names = link_speakers(local, service.threshold, limits)
     vectors: dict[str, list[np.ndarray]] = {}
     for _, label, vector in local:
         if vector:

@@ -24,7 +24,7 @@ from app.compute_thread import ComputeThread
 from app.config import Settings
 from app.diarization.assign import drop_words, label_speakers
 from app.diarization.diarizer import SpeakerLimits
-from app.diarization.references import KnownSpeaker, Voices, embed_known, name_speakers
+from app.diarization.references import KnownSpeaker, Voices, embed_known, name_known_speakers
 from app.diarization.service import DiarizationResult, DiarizationService
 from app.domain import DecodeOptions, LanguageGuess, Transcript
 from app.engines.base import Engine, LoadedModel
@@ -281,11 +281,10 @@ class Pipeline:
         if self.diarization is None:
             return DiarizationResult(None, ("diarization skipped: not available in this server",))
         service = self.diarization
-        threshold = service.threshold
         return self._timed(
             "diarize",
             lambda: self.torch_thread.run(
-                lambda: diarize_recording(service, pcm, regions, limits, threshold, progress)
+                lambda: diarize_recording(service, pcm, regions, limits, progress)
             ),
         )
 
@@ -302,18 +301,11 @@ class Pipeline:
             notes.extend(output.diarization.notes)
             if output.diarization.diarization is not None:
                 transcript = label_speakers(transcript, output.diarization.diarization)
-                if output.known_voices and not transcript.speaker_embeddings:
-                    notes.append(
-                        "known_speaker_references not used: the diarization pipeline gave "
-                        "no speaker embeddings to compare them with"
+                if output.known_voices and self.diarization is not None:
+                    transcript, said = name_known_speakers(
+                        transcript, output.known_voices, self.diarization.reference_threshold
                     )
-                elif output.known_voices and self.diarization is not None:
-                    names = name_speakers(
-                        transcript.speaker_embeddings or {},
-                        output.known_voices,
-                        self.diarization.reference_threshold,
-                    )
-                    transcript = replace(transcript, speaker_names=names)
+                    notes.extend(said)
                 if not speakers.return_embeddings:
                     transcript = replace(transcript, speaker_embeddings=None)
         if not request.options.word_timestamps:
