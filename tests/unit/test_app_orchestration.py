@@ -159,8 +159,6 @@ def test_detect_language_uses_the_engine(client: TestClient) -> None:
 class ThreadRecordingDiarization:
     """Stands in for the diarization service: one speaker, and the thread it ran on."""
 
-    threshold = 0.5
-
     def __init__(self) -> None:
         self.threads: list[str] = []
 
