@@ -55,6 +55,13 @@ class UploadTooLarge(ServiceError):
         )
 
 
+class UnsupportedMediaType(ServiceError):
+    """A request body that is not multipart/form-data where an upload is expected."""
+
+    code = "unsupported_media_type"
+    error_type = "invalid_request_error"
+
+
 class AudioTooLong(ServiceError):
     """Decoded audio past MAX_AUDIO_DURATION_S: refused before any model runs."""
 
@@ -100,6 +107,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidRequest: 400,
     UploadTooLarge: 413,
     AudioTooLong: 413,
+    UnsupportedMediaType: 415,
     NotFound: 404,
     Conflict: 409,
     QueueFull: 503,

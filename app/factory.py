@@ -22,7 +22,8 @@ from app.api import asr, jobs_routes, openai_routes, system
 from app.api.auth import ApiKeyMiddleware, KeyRing
 from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
-from app.api.error_schemas import without_validation_errors
+from app.api.event_schemas import EVENT_MODELS
+from app.api.openapi_spec import with_models, without_validation_errors
 from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
 from app.compute_thread import ComputeThread
@@ -185,7 +186,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = without_validation_errors(FastAPI.openapi(app))
+            spec = with_models(FastAPI.openapi(app), EVENT_MODELS)
+            app.openapi_schema = without_validation_errors(spec)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -103,8 +103,14 @@ def test_video_without_audio_track_is_rejected(client: httpx.Client, tmp_path: P
 
 def test_missing_file_field(client: httpx.Client) -> None:
     assert_asr_error(client.post("/asr", params={"model": "tiny.en"}), 400, "audio_file")
-    response = client.post("/v1/audio/transcriptions", data={"model": "tiny.en"})
-    assert_openai_error(response, 400, "file")
+    for path in ("/v1/audio/transcriptions", "/v1/jobs"):  # multipart, but no file part
+        response = client.post(path, files={"model": (None, "tiny.en")})
+        assert_openai_error(response, 400, "file")
+    # A body that cannot carry a file at all: 415, in each family's shape.
+    urlencoded = client.post("/v1/audio/transcriptions", data={"model": "tiny.en"})
+    assert_openai_error(urlencoded, 415, "multipart/form-data")
+    as_json = client.post("/asr", json={"audio_file": "x"})
+    assert_asr_error(as_json, 415, "multipart/form-data")
 
 
 def test_unknown_model_names_what_is_available(client: httpx.Client) -> None:

@@ -191,15 +191,26 @@ def test_cancel_delete_and_the_errors_a_client_can_act_on(
     queued = submit(url, JFK, model="tiny.en").json()  # waits behind the long one
     not_ready = httpx.get(f"{url}/v1/jobs/{queued['id']}/result")
     assert not_ready.status_code == 409 and not_ready.json()["error"]["code"] == "job_not_ready"
-    deleted = httpx.delete(f"{url}/v1/jobs/{queued['id']}").json()
-    assert deleted["deleted"] is True and deleted["status"] == "cancelled"
+    stopped = httpx.post(f"{url}/v1/jobs/{queued['id']}/cancel").json()
+    assert stopped["status"] == "cancelled"
     assert not Path(server.env["DATA_DIR"], "uploads", queued["id"]).exists()
+    again = httpx.post(f"{url}/v1/jobs/{queued['id']}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "job_not_cancellable"
     wait_for(url, long_job["id"], "running", timeout_s=60)
-    cancelled = httpx.delete(f"{url}/v1/jobs/{long_job['id']}").json()
+    cancelled = httpx.post(f"{url}/v1/jobs/{long_job['id']}/cancel").json()
     assert cancelled["status"] == "cancelled"
     time.sleep(3)  # the worker stops at its next block and never completes it
     assert httpx.get(f"{url}/v1/jobs/{long_job['id']}").json()["status"] == "cancelled"
     assert httpx.get(f"{url}/v1/jobs/{queued['id']}").json()["status"] == "cancelled"
+    deleted = httpx.delete(f"{url}/v1/jobs/{queued['id']}").json()
+    assert deleted == {"id": queued["id"], "object": "transcription.job.deleted", "deleted": True}
+    assert httpx.get(f"{url}/v1/jobs/{queued['id']}").status_code == 404
+    running = submit(url, long_wav(tmp_path, 10), model="tiny.en").json()
+    wait_for(url, running["id"], "running", timeout_s=60)
+    assert httpx.delete(f"{url}/v1/jobs/{running['id']}").json()["deleted"] is True
+    time.sleep(3)  # the worker stopped; it did not bring the record back by completing it
+    assert httpx.get(f"{url}/v1/jobs/{running['id']}").status_code == 404
+    assert not Path(server.env["DATA_DIR"], "uploads", running["id"]).exists()
 
     missing = httpx.get(f"{url}/v1/jobs/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "job_not_found"

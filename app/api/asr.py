@@ -10,12 +10,13 @@ import logging
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from app.api.error_schemas import detail_errors, transcript_content
+from app.api.asr_schemas import AsrTranscript
+from app.api.openapi_spec import detail_errors, transcript_content, upload_body
 from app.api.params import Fields, asr_request
-from app.api.uploads import saved_upload, upload_name
+from app.api.uploads import require_multipart, saved_upload, upload_name
 from app.languages import language_name
 from app.services.transcriber import Transcriber
 from app.writers import writer_for
@@ -24,41 +25,48 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["whisper-asr-webservice"], responses=detail_errors(400, 401, 413, 503))
 
 
-def _q(description: str) -> Any:
+def _q(description: str, **constraints: Any) -> Any:
     """A documented optional query parameter (also accepted as a form field)."""
-    return Query(None, description=description)
+    return Query(None, description=description, **constraints)
 
 
 OUTPUTS = ("json", "text", "txt", "srt", "vtt", "tsv")
+_TASKS = {"enum": ["transcribe", "translate"]}
+_OUTPUT = {"enum": list(OUTPUTS)}
+AudioFile = Annotated[UploadFile, File(description="Audio or video file (anything FFmpeg reads)")]
 
 
 async def _fields(request: Request) -> Fields:
     return Fields(request.query_params, await request.form())
 
 
+# The parameters below document the contract in /docs and are type-checked by FastAPI; the
+# handlers read them through Fields, from the query string or the form alike.
 @router.post(
     "/asr",
     summary="Transcribe or translate an audio file",
-    responses={200: transcript_content()},
+    responses={200: transcript_content(AsrTranscript)},
+    dependencies=[Depends(require_multipart)],
+    openapi_extra=upload_body("audio_file"),
 )
 async def asr(
     request: Request,
-    audio_file: Annotated[UploadFile | None, File(description="Audio or video file")] = None,
-    task: str | None = _q("transcribe (default) or translate (to English)"),
-    language: str | None = _q("Language code (en, es, ...); unset = detect"),
-    model: str | None = _q("Model name, e.g. base, tiny.en, large-v3; unset = default"),
-    initial_prompt: str | None = _q("Text that conditions the first window"),
-    hotwords: str | None = _q("Words to favour; prepended to every window's prompt"),
-    output: str | None = _q("json (default), text, txt, srt, vtt, tsv"),
-    output_format: str | None = _q("Alias of output"),
-    encode: str | None = _q("true (default): decode with FFmpeg; false: raw s16le 16 kHz mono PCM"),
-    word_timestamps: str | None = _q("true (default): per-word times"),
-    vad_filter: str | None = _q("true (default): skip non-speech with Silero VAD"),
-    diarize: str | None = _q("true (default): label speakers (alias: enable_diarization)"),
-    num_speakers: str | None = _q("Exact number of speakers (overrides min/max)"),
-    min_speakers: str | None = _q("Minimum number of speakers"),
-    max_speakers: str | None = _q("Maximum number of speakers"),
-    return_speaker_embeddings: str | None = _q("true: one 256-d vector per speaker"),
+    audio_file: AudioFile,
+    task: str = _q("transcribe (default) or translate (to English)", json_schema_extra=_TASKS),
+    language: str = _q("Language code (en, es, ...); unset = detect"),
+    model: str = _q("Model name, e.g. base, tiny.en, large-v3; unset = default"),
+    initial_prompt: str = _q("Text that conditions the first window"),
+    hotwords: str = _q("Words to favour; prepended to every window's prompt"),
+    output: str = _q("json (default), text, txt, srt, vtt, tsv", json_schema_extra=_OUTPUT),
+    output_format: str = _q("Alias of output", json_schema_extra=_OUTPUT),
+    encode: bool = _q("true (default): decode with FFmpeg; false: raw s16le 16 kHz mono PCM"),
+    word_timestamps: bool = _q("true (default): per-word times"),
+    vad_filter: bool = _q("true (default): skip non-speech with Silero VAD"),
+    diarize: bool = _q("true (default): label speakers (alias: enable_diarization)"),
+    num_speakers: int = _q("Exact number of speakers (overrides min/max)", ge=1),
+    min_speakers: int = _q("Minimum number of speakers", ge=1),
+    max_speakers: int = _q("Maximum number of speakers", ge=1),
+    return_speaker_embeddings: bool = _q("true: one 256-d vector per speaker"),
 ) -> Response:
     fields = await _fields(request)
     fmt = fields.choice("output_format", "output", options=OUTPUTS, default="json")
@@ -77,12 +85,17 @@ async def asr(
     return Response(body, media_type=writer.media_type, headers=headers)
 
 
-@router.post("/detect-language", summary="Detect the spoken language")
+@router.post(
+    "/detect-language",
+    summary="Detect the spoken language",
+    dependencies=[Depends(require_multipart)],
+    openapi_extra=upload_body("audio_file"),
+)
 async def detect_language(
     request: Request,
-    audio_file: Annotated[UploadFile | None, File(description="Audio or video file")] = None,
-    model: str | None = _q("Multilingual model to use; unset = default"),
-    encode: str | None = _q("true (default): decode with FFmpeg; false: raw PCM"),
+    audio_file: AudioFile,
+    model: str = _q("Multilingual model to use; unset = default"),
+    encode: bool = _q("true (default): decode with FFmpeg; false: raw PCM"),
 ) -> JSONResponse:
     fields = await _fields(request)
     transcriber: Transcriber = request.app.state.transcriber

@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from app.errors import QueueFull, ServiceError, is_retryable, status_for
 
@@ -24,6 +26,7 @@ _OPENAI_TYPES = {
     404: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
@@ -60,12 +63,44 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_PLAIN = {
+    "bool_parsing": "'{param}' must be true or false, not '{input}'.",
+    "int_parsing": "'{param}' must be an integer, not '{input}'.",
+    "float_parsing": "'{param}' must be a number, not '{input}'.",
+    "greater_than_equal": "'{param}' must be at least {ge}, not {input}.",
+    "less_than_equal": "'{param}' must be at most {le}, not {input}.",
+    "missing": "'{param}' is required and was not sent.",
+}
+"""pydantic's messages for the failures a form or query string commonly has, said plainly."""
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     param = ".".join(loc) or None
     msg = first.get("msg", "Invalid request")
+    template = _PLAIN.get(first.get("type", ""))
+    if template and param:
+        values = {"param": param, "input": first.get("input"), **first.get("ctx", {})}
+        return template.format(**values), param
     return (f"Invalid value for '{param}': {msg}" if param else msg), param
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method some route serves at this path: Starlette's 405 names only the first
+    route whose path matched, but /v1/jobs is two routes (GET and POST)."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -92,12 +127,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(
-            request.url.path,
-            exc.status_code,
-            str(exc.detail),
-            headers=getattr(exc, "headers", None),
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(app, request.scope) or headers.get("Allow", "")
+        return error_response(request.url.path, exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

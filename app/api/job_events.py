@@ -2,8 +2,9 @@
 
 Each change of status, stage or progress is a `job.progress` event carrying the job object
 (as GET /v1/jobs/{id} returns it); the end is one `job.completed`, `job.failed` or
-`job.cancelled` event, then the stream closes. The store is read every half second, so any
-worker process's progress shows (the store is the one truth about a job).
+`job.cancelled` event (`job.deleted` when it is deleted meanwhile), then the stream closes.
+The store is read every half second, so any worker process's progress shows (the store is
+the one truth about a job).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from app.api.sse import event
+from app.errors import NotFound
 from app.jobs.service import JobService
 from app.jobs.store import FINISHED, Job
 from app.jobs.summary import job_summary
@@ -37,4 +39,8 @@ async def job_events(service: JobService, job: Job) -> AsyncIterator[bytes]:
             yield b": keep-alive\n\n"
             quiet_since = time.monotonic()
         await asyncio.sleep(POLL_S)
-        job = await service.get(job.id)
+        try:
+            job = await service.get(job.id)
+        except NotFound:  # deleted while watched: say so and end, not a broken stream
+            yield event({"type": "job.deleted", "job": {"id": job.id}})
+            return

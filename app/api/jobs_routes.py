@@ -6,15 +6,27 @@ import json
 from dataclasses import replace
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from app.api.error_schemas import openai_errors, transcript_content
+from app.api.asr_schemas import AsrTranscript
+from app.api.event_schemas import JobDeleted, JobEvent, JobList, JobObject, sse_content
 from app.api.job_events import job_events
-from app.api.openai_schemas import diarized, verbose
+from app.api.openai_schemas import (
+    DiarizedTranscription,
+    VerboseTranscription,
+    diarized,
+    verbose,
+)
+from app.api.openapi_spec import (
+    json_query_parameter,
+    openai_errors,
+    transcript_content,
+    upload_body,
+)
 from app.api.params import Fields, asr_request
 from app.api.sse import event_stream
-from app.api.uploads import persist_upload
+from app.api.uploads import persist_upload, require_multipart
 from app.errors import InvalidRequest
 from app.jobs.service import JobService
 from app.jobs.summary import job_summary
@@ -33,8 +45,17 @@ def _service(request: Request) -> JobService:
     return service
 
 
-def _f(description: str) -> Any:
-    return Form(None, description=description)
+def _f(description: str, **constraints: Any) -> Any:
+    return Form(None, description=description, **constraints)
+
+
+_SPEAKER_NAMES_SCHEMA = {
+    "type": "object",
+    "maxProperties": 100,
+    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+}
+"""What speaker_renames accepts, for the spec (`speakers` is declared there by hand because
+its value is JSON)."""
 
 
 def speaker_renames(text: str | None) -> dict[str, str]:
@@ -59,23 +80,45 @@ def speaker_renames(text: str | None) -> dict[str, str]:
     return {k: v.strip() for k, v in names.items()}
 
 
-@router.post("", status_code=202, summary="Submit a transcription job")
+_JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in {
+        "GetJob": "get_job",
+        "GetJobResult": "job_result",
+        "GetJobEvents": "job_events_stream",
+        "CancelJob": "cancel_job",
+        "DeleteJob": "delete_job",
+    }.items()
+}
+"""How a client (and schemathesis's stateful tests) goes from a new job to its operations."""
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a transcription job",
+    dependencies=[Depends(require_multipart)],
+    responses={202: {"model": JobObject, "links": _JOB_LINKS}},
+    openapi_extra=upload_body("file"),
+)
 async def submit_job(
     request: Request,
-    file: Annotated[UploadFile | None, File(description="Audio or video file")] = None,
-    model: str | None = _f("Model name or alias; unset = default"),
-    language: str | None = _f("Language code; unset = detect"),
-    task: str | None = _f("transcribe (default) or translate"),
-    prompt: str | None = _f("Text that conditions decoding (alias: initial_prompt)"),
-    hotwords: str | None = _f("Words to favour in every window"),
-    temperature: str | None = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling"),
-    word_timestamps: str | None = _f("true (default): per-word times"),
-    vad_filter: str | None = _f("true (default): skip non-speech"),
-    diarize: str | None = _f("true (default): label speakers"),
-    num_speakers: str | None = _f("Exact number of speakers"),
-    min_speakers: str | None = _f("Minimum number of speakers"),
-    max_speakers: str | None = _f("Maximum number of speakers"),
-    webhook_url: str | None = _f("POSTed the job summary when it completes or fails"),
+    file: Annotated[UploadFile, File(description="Audio or video file")],
+    model: str = _f("Model name or alias; unset = default"),
+    language: str = _f("Language code; unset = detect"),
+    task: str = _f(
+        "transcribe (default) or translate", json_schema_extra={"enum": ["transcribe", "translate"]}
+    ),
+    prompt: str = _f("Text that conditions decoding (alias: initial_prompt)"),
+    hotwords: str = _f("Words to favour in every window"),
+    temperature: float = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling", ge=0, le=1),
+    word_timestamps: bool = _f("true (default): per-word times"),
+    vad_filter: bool = _f("true (default): skip non-speech"),
+    diarize: bool = _f("true (default): label speakers"),
+    num_speakers: int = _f("Exact number of speakers", ge=1),
+    min_speakers: int = _f("Minimum number of speakers", ge=1),
+    max_speakers: int = _f("Maximum number of speakers", ge=1),
+    webhook_url: str = _f("POSTed the job summary when it completes or fails"),
 ) -> JSONResponse:
     """Takes every option of /asr and /v1/audio/transcriptions (form fields or query);
     answers at once with the job. Poll GET /v1/jobs/{id} or wait for the webhook."""
@@ -85,14 +128,14 @@ async def submit_job(
     job_id, folder = service.new_upload_folder()
     limit = request.app.state.settings.max_file_size_bytes
     upload = await persist_upload(file, folder, limit, field="file")
-    name = (file.filename if file else None) or "audio"
+    name = file.filename or "audio"
     job = await service.submit(job_id, upload, name, work, fields.text("webhook_url"))
     return JSONResponse(
         job_summary(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
     )
 
 
-@router.get("", summary="Jobs, newest first")
+@router.get("", summary="Jobs, newest first", responses={200: {"model": JobList}})
 async def list_jobs(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page (1-100)")] = 20,
@@ -111,7 +154,12 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", summary="One job: status, progress, timings, error")
+@router.get(
+    "/{job_id}",
+    summary="One job: status, progress, timings, error",
+    operation_id="get_job",
+    responses={200: {"model": JobObject}},
+)
 async def get_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(job_summary(await _service(request).get(job_id)))
 
@@ -119,8 +167,9 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
 @router.get(
     "/{job_id}/events",
     summary="A job's progress as server-sent events, until it ends",
+    operation_id="job_events_stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": sse_content(JobEvent)}},
 )
 async def job_events_stream(request: Request, job_id: str) -> StreamingResponse:
     service = _service(request)
@@ -131,16 +180,21 @@ async def job_events_stream(request: Request, job_id: str) -> StreamingResponse:
 @router.get(
     "/{job_id}/result",
     summary="A completed job's transcript in any format",
-    responses={200: transcript_content()},
+    operation_id="job_result",
+    responses={
+        200: transcript_content(AsrTranscript | VerboseTranscription | DiarizedTranscription)
+    },
+    openapi_extra=json_query_parameter(
+        "speakers",
+        'Names for speaker labels, a JSON object: {"SPEAKER_00": "Alice"}',
+        _SPEAKER_NAMES_SCHEMA,
+    ),
 )
 async def job_result(
     request: Request,
     job_id: str,
     format: Annotated[ResultFormat, Query(description="The transcript's format")] = "json",
-    speakers: Annotated[
-        str | None,
-        Query(description='Names for speaker labels, a JSON object: {"SPEAKER_00": "Alice"}'),
-    ] = None,
+    speakers: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> Response:
     if format not in RESULT_FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(RESULT_FORMATS)}.", param="format")
@@ -162,7 +216,22 @@ async def job_result(
     return PlainTextResponse(text, media_type=writer.media_type)
 
 
-@router.delete("/{job_id}", summary="Cancel a job and delete its audio and result")
+@router.post(
+    "/{job_id}/cancel",
+    summary="Stop a queued or running job; its record stays, saying cancelled",
+    operation_id="cancel_job",
+    responses={200: {"model": JobObject}},
+)
+async def cancel_job(request: Request, job_id: str) -> JSONResponse:
+    return JSONResponse(job_summary(await _service(request).cancel(job_id)))
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Forget a job: cancel it if it runs, delete its record, audio and result",
+    operation_id="delete_job",
+    responses={200: {"model": JobDeleted}},
+)
 async def delete_job(request: Request, job_id: str) -> JSONResponse:
     job = await _service(request).delete(job_id)
-    return JSONResponse({**job_summary(job), "deleted": True})
+    return JSONResponse({"id": job.id, "object": "transcription.job.deleted", "deleted": True})

@@ -7,22 +7,25 @@ from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app.api.error_schemas import openai_errors, text_content
+from app.api.event_schemas import TRANSCRIPTION_EVENTS, sse_content
 from app.api.openai_schemas import (
+    DiarizedTranscription,
     ModelList,
     ModelObject,
     TranscriptionJson,
+    VerboseTranscription,
     diarized,
     usage_of,
     verbose,
 )
+from app.api.openapi_spec import openai_errors, text_content, upload_body
 from app.api.params import Fields, form_list
-from app.api.speaker_references import FORM_PART_BYTES, known_speakers
+from app.api.speaker_references import FORM_PART_BYTES, MAX_KNOWN_SPEAKERS, known_speakers
 from app.api.transcription_stream import STREAM_FORMATS, stream_response, transcription_events
-from app.api.uploads import saved_upload
+from app.api.uploads import require_multipart, saved_upload
 from app.domain import DecodeOptions, Task, Transcript
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
 from app.pipeline.asr import TextSink
@@ -59,12 +62,21 @@ _TRANSCRIBE_FIELDS = _COMMON_FIELDS | {
 }
 
 
-_AUDIO_CONTENT = {"content": text_content("application/json", "text/plain", "text/event-stream")}
-"""A transcription's 200: JSON, plain text (text, srt, vtt) or server-sent events."""
+_AUDIO_CONTENT = {
+    "model": TranscriptionJson | VerboseTranscription | DiarizedTranscription,
+    "content": {**text_content("text/plain"), **sse_content(*TRANSCRIPTION_EVENTS)},
+}
+"""A transcription's 200: JSON (json, verbose_json, diarized_json), plain text (text, srt,
+vtt) or server-sent events (stream=true)."""
 
 
-def _f(description: str) -> Any:
-    return Form(None, description=description)
+def _f(description: str = "", **constraints: Any) -> Any:
+    return Form(None, description=description, **constraints)
+
+
+def _one_of(*values: str) -> dict[str, Any]:
+    """An enum for the spec; the handler compares case-insensitively (Fields.choice)."""
+    return {"json_schema_extra": {"enum": list(values)}}
 
 
 def _reject_unknown(fields: Fields, allowed: set[str]) -> None:
@@ -171,52 +183,58 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     )
 
 
-File_ = Annotated[UploadFile | None, File(description="Audio file (any FFmpeg format)")]
+# Array fields as OpenAI sends them (name[]); module-level because a list default is mutable.
+_GRANULARITIES_FIELD = _f(
+    alias="timestamp_granularities[]",
+    description="word and/or segment (needs verbose_json)",
+    json_schema_extra={"items": {"type": "string", "enum": list(GRANULARITIES)}},
+)
+_NAMES_FIELD = _f(
+    alias="known_speaker_names[]",
+    description="Names of known speakers: paired with known_speaker_references[] "
+    "samples, or alone, given to speakers in order of first appearance "
+    "(needs diarized_json)",
+)
+_REFERENCES_FIELD = _f(
+    alias="known_speaker_references[]",
+    description="Data URLs of 2-10 s voice samples, one per known_speaker_names[] "
+    "entry (at most 4); a speaker whose voice matches a sample gets its name, the "
+    "others letters (needs diarized_json)",
+    json_schema_extra={
+        "maxItems": MAX_KNOWN_SPEAKERS,
+        "items": {"type": "string", "pattern": "^data:[^,]*;base64,"},
+    },
+)
+
+AudioFile = Annotated[UploadFile, File(description="Audio file (any FFmpeg format)")]
+_TEMPERATURE = "0 (default) = automatic fallback; 0 < t <= 1 = sampling"
 
 
 @router.post(
     "/audio/transcriptions",
     summary="Transcribe audio (OpenAI-compatible)",
     responses={200: _AUDIO_CONTENT},
+    dependencies=[Depends(require_multipart)],
+    openapi_extra=upload_body("file"),
 )
 async def transcriptions(
     request: Request,
-    file: File_ = None,
-    model: str | None = _f("whisper-1 or a model name such as base, tiny.en, large-v3"),
-    language: str | None = _f("ISO-639-1 code of the spoken language; unset = detect"),
-    prompt: str | None = _f("Text that conditions the transcription"),
-    response_format: str | None = _f("json, text, srt, vtt, verbose_json or diarized_json"),
-    temperature: str | None = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling"),
-    timestamp_granularities: Annotated[
-        list[str] | None,
-        Form(
-            alias="timestamp_granularities[]",
-            description="word and/or segment (needs verbose_json)",
-        ),
-    ] = None,
-    known_speaker_names: Annotated[
-        list[str] | None,
-        Form(
-            alias="known_speaker_names[]",
-            description="Names of known speakers: paired with known_speaker_references[] "
-            "samples, or alone, given to speakers in order of first appearance "
-            "(needs diarized_json)",
-        ),
-    ] = None,
-    known_speaker_references: Annotated[
-        list[str] | None,
-        Form(
-            alias="known_speaker_references[]",
-            description="Data URLs of 2-10 s voice samples, one per known_speaker_names[] "
-            "entry (at most 4); a speaker whose voice matches a sample gets its name, the "
-            "others letters (needs diarized_json)",
-        ),
-    ] = None,
-    stream: str | None = _f(
+    file: AudioFile,
+    model: str = _f("whisper-1 or a model name such as base, tiny.en, large-v3"),
+    language: str = _f("ISO-639-1 code of the spoken language; unset = detect"),
+    prompt: str = _f("Text that conditions the transcription"),
+    response_format: str = _f(
+        "json, text, srt, vtt, verbose_json or diarized_json", **_one_of(*RESPONSE_FORMATS)
+    ),
+    temperature: float = _f(_TEMPERATURE, ge=0, le=1),
+    timestamp_granularities: list[str] = _GRANULARITIES_FIELD,
+    known_speaker_names: list[str] = _NAMES_FIELD,
+    known_speaker_references: list[str] = _REFERENCES_FIELD,
+    stream: bool = _f(
         "true = server-sent events: transcript.text.delta per decoded window, "
         "transcript.text.segment (diarized_json), then transcript.text.done"
     ),
-    chunking_strategy: str | None = _f("auto only: speech is always split by VAD"),
+    chunking_strategy: str = _f("auto only: speech is always split by VAD", **_one_of("auto")),
 ) -> Response:
     # The parameters above document the contract in /docs; _run reads the form itself so
     # that aliases, unknown fields and unsupported values get OpenAI's own error messages.
@@ -227,15 +245,20 @@ async def transcriptions(
     "/audio/translations",
     summary="Translate audio to English (OpenAI-compatible)",
     responses={200: _AUDIO_CONTENT},
+    dependencies=[Depends(require_multipart)],
+    openapi_extra=upload_body("file"),
 )
 async def translations(
     request: Request,
-    file: File_ = None,
-    model: str | None = _f("whisper-1 or a multilingual model name"),
-    prompt: str | None = _f("English text that conditions the translation"),
-    response_format: str | None = _f("json, text, srt, vtt or verbose_json"),
-    temperature: str | None = _f("0 (default) = automatic fallback; 0 < t <= 1 = sampling"),
-    stream: str | None = _f(
+    file: AudioFile,
+    model: str = _f("whisper-1 or a multilingual model name"),
+    prompt: str = _f("English text that conditions the translation"),
+    response_format: str = _f(
+        "json, text, srt, vtt or verbose_json",
+        **_one_of("json", "text", "srt", "vtt", "verbose_json"),
+    ),
+    temperature: float = _f(_TEMPERATURE, ge=0, le=1),
+    stream: bool = _f(
         "true = server-sent events: transcript.text.delta per decoded window, then "
         "transcript.text.done (json and text only)"
     ),

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
-from app.api.error_schemas import detail_errors, text_content
+from app.api.openapi_spec import detail_errors, text_content
 from app.engines.memory import accelerator_memory_bytes
 
 router = APIRouter(tags=["service"])

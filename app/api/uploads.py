@@ -11,11 +11,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from app.errors import EmptyUpload, InvalidRequest, UploadTooLarge
+from app.errors import EmptyUpload, InvalidRequest, UnsupportedMediaType, UploadTooLarge
 
 _COPY_CHUNK = 1024 * 1024
+
+
+async def require_multipart(request: Request) -> None:
+    """Dependency of upload routes: a body of another type cannot carry the file, a 415
+    rather than a confusing "no file was sent" (no body at all stays that 400)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and media_type != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"Send the upload as multipart/form-data, not '{media_type}'.", param="file"
+        )
 
 
 def _copy_limited(src: BinaryIO, dst: BinaryIO, limit: int) -> int:

@@ -92,14 +92,26 @@ class JobService:
             )
         return job, await asyncio.to_thread(transcript_from_json, job.result)
 
-    async def delete(self, job_id: str) -> Job:
-        """Cancels a queued or running job; removes its audio and result. A finished job's
-        record goes too; a cancelled one stays, saying so."""
+    async def cancel(self, job_id: str) -> Job:
+        """Stops a queued or running job (at its next block) and removes its audio; the
+        record stays, saying `cancelled`. A finished job cannot be cancelled (409)."""
         job = await self.get(job_id)
-        cancelled = await asyncio.to_thread(self._store.cancel, job_id)
-        if cancelled:
-            self._worker.cancel(job_id)
-        else:
-            await asyncio.to_thread(self._store.delete, job_id)
+        if not await asyncio.to_thread(self._store.cancel, job_id):
+            raise Conflict(
+                f"Job '{job_id}' is {job.status}; only queued or running jobs can be cancelled.",
+                param="job_id",
+                code="job_not_cancellable",
+            )
+        self._worker.cancel(job_id)
         await asyncio.to_thread(remove_upload, job)
         return (await asyncio.to_thread(self._store.get, job_id)) or job
+
+    async def delete(self, job_id: str) -> Job:
+        """Forgets a job: cancels it if it is queued or running, removes its record, audio
+        and result. Afterwards the id is unknown (404)."""
+        job = await self.get(job_id)
+        if await asyncio.to_thread(self._store.cancel, job_id):
+            self._worker.cancel(job_id)
+        await asyncio.to_thread(self._store.delete, job_id)
+        await asyncio.to_thread(remove_upload, job)
+        return job
