@@ -154,7 +154,44 @@ class Settings(BaseSettings):
     decoded audio of transcriptions in progress (`work/`, emptied at start-up)."""
 
     database_url: str | None = None
-    """SQLAlchemy URL of the job database. Unset = SQLite at `<DATA_DIR>/jobs.db`."""
+    """SQLAlchemy URL of the job database. Unset = SQLite at `<DATA_DIR>/jobs.db`.
+    PostgreSQL (`postgresql+psycopg://user:password@host/db`, the `postgres` or `ray` extra)
+    when replicas on more than one machine share the jobs: same schema and migrations; a job
+    is claimed with a row lock (`FOR UPDATE SKIP LOCKED`), so it runs once."""
+
+    job_lease_seconds: float = Field(default=30, ge=3)
+    """A running job's lease, in seconds: its worker renews it every third of this; a job
+    whose lease ran out (its worker was killed or lost) goes back to the queue for any
+    worker, and the old worker can no longer finish it."""
+
+    job_max_attempts: int = Field(default=3, ge=1)
+    """Times a job is started before one more interruption fails it (so a recording that
+    kills its worker cannot take every replica down in turn)."""
+
+    serve_mode: Literal["simple", "ray"] = "simple"
+    """`simple` = one uvicorn process does everything. `ray` = the same app as the ingress of
+    a Ray Serve application and the model work (window scheduler, engine, alignment,
+    diarization, the job worker) in RAY_REPLICAS replicas (the `ray` extra; see README)."""
+
+    ray_address: str | None = None
+    """Ray cluster to join (`ray://host:10001` or `host:6379`); unset = start a local one."""
+
+    ray_replicas: int = Field(default=1, ge=1)
+    """Transcription replicas (each loads the models once and batches its own windows).
+    With RAY_MAX_REPLICAS above it, this is the autoscaling minimum."""
+
+    ray_max_replicas: int = Field(default=0, ge=0)
+    """Autoscaling: at most this many replicas, added when queued windows per replica pass
+    RAY_TARGET_QUEUED_WINDOWS. 0 = no autoscaling (RAY_REPLICAS fixed)."""
+
+    ray_target_queued_windows: float = Field(default=64, gt=0)
+    """Autoscaling target: speech windows waiting for a batch, per replica."""
+
+    ray_cpus_per_replica: float = Field(default=1, gt=0)
+    """`ray_actor_options.num_cpus` of a transcription replica."""
+
+    ray_gpus_per_replica: float = Field(default=0, ge=0)
+    """`ray_actor_options.num_gpus` of a transcription replica (1 = a GPU each; 0 = CPU)."""
 
     max_audio_duration_s: float = Field(default=21600, ge=0)
     """Longest decoded audio accepted, in seconds (default 6 h); longer is refused with 413
@@ -195,6 +232,7 @@ class Settings(BaseSettings):
         "openai_whisper1_model",
         "hf_token",
         "database_url",
+        "ray_address",
         "webhook_secret",
         "webhook_allowed_hosts",
         "api_keys",

@@ -1,11 +1,15 @@
-"""The job store: one table, SQLAlchemy 2 Core, migrated by Alembic at start-up.
+"""The job store: SQLAlchemy 2 Core, migrated by Alembic at start-up.
 
-SQLite under DATA_DIR by default (WAL journal: a write survives the process being killed).
-Every method is a short transaction and blocks: call them from worker threads.
+SQLite under DATA_DIR by default (WAL journal: a write survives the process being killed);
+PostgreSQL when workers on several machines share it. A running job holds a lease (its
+worker's id and a heartbeat): only that worker may record its progress and its end, and a
+job whose lease ran out goes back to the queue. The workers table holds each worker's
+heartbeat and load. Every method is a short transaction and blocks: call them from threads.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -49,6 +53,16 @@ jobs = sa.Table(
     sa.Column("webhook_status", sa.String(16)),
     sa.Column("webhook_attempts", sa.Integer, nullable=False),
     sa.Column("webhook_error", sa.Text),
+    sa.Column("worker_id", sa.String(64)),
+    sa.Column("heartbeat_at", sa.Float),
+)
+workers = sa.Table(
+    "workers",
+    _metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("stats", sa.Text, nullable=False),
 )
 
 
@@ -74,6 +88,19 @@ class Job:
     webhook_status: str | None = None
     webhook_attempts: int = 0
     webhook_error: str | None = None
+    worker_id: str | None = None
+    """The worker holding the lease while it runs (None when queued or finished)."""
+    heartbeat_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A worker's last report: `stats` is its load (requests, queued windows, jobs)."""
+
+    id: str
+    started_at: float
+    heartbeat_at: float
+    stats: dict[str, Any]
 
 
 _COLUMNS = [f.name for f in fields(Job)]
@@ -158,14 +185,19 @@ class JobStore:
             done = c.execute(jobs.update().where(jobs.c.id == job_id, *conditions).values(**values))
         return bool(done.rowcount)
 
-    def claim_next(self) -> Job | None:
-        """The oldest queued job, now marked running (atomically: one worker gets it)."""
+    def claim_next(self, worker_id: str, lease_s: float, max_attempts: int) -> Job | None:
+        """The oldest queued job, now running under `worker_id`'s lease (atomically: one
+        worker gets it; on PostgreSQL other workers skip the locked row). Jobs whose lease
+        ran out are first queued again, or failed after `max_attempts` starts."""
+        now = time.time()
         with self._engine.begin() as c:
+            self._release_expired(c, now - lease_s, max_attempts)
             row = c.execute(
                 sa.select(jobs.c.id)
                 .where(jobs.c.status == QUEUED)
                 .order_by(jobs.c.created_at, jobs.c.id)
                 .limit(1)
+                .with_for_update(skip_locked=True)
             ).first()
             if row is None:
                 return None
@@ -174,34 +206,77 @@ class JobStore:
                 .where(jobs.c.id == row.id, jobs.c.status == QUEUED)
                 .values(
                     status=RUNNING,
-                    started_at=time.time(),
+                    started_at=now,
                     attempts=jobs.c.attempts + 1,
                     stage="starting",
                     progress=0.0,
+                    worker_id=worker_id,
+                    heartbeat_at=now,
                 )
             )
             if not claimed.rowcount:
                 return None
         return self.get(row.id)
 
-    def progress(self, job_id: str, stage: str, fraction: float) -> None:
-        self._update(job_id, jobs.c.status == RUNNING, stage=stage, progress=round(fraction, 4))
-
-    def complete(self, job_id: str, result: str, duration_ms: int) -> bool:
-        return self._update(
-            job_id,
+    @staticmethod
+    def _release_expired(c: sa.Connection, stale_before: float, max_attempts: int) -> None:
+        expired = sa.and_(
             jobs.c.status == RUNNING,
+            sa.or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < stale_before),
+        )
+        c.execute(
+            jobs.update()
+            .where(expired, jobs.c.attempts >= max_attempts)
+            .values(
+                status=FAILED,
+                error=f"interrupted {max_attempts} times (its worker stopped or was lost)",
+                finished_at=time.time(),
+                worker_id=None,
+            )
+        )
+        c.execute(
+            jobs.update()
+            .where(expired)
+            .values(status=QUEUED, stage=QUEUED, progress=0.0, worker_id=None)
+        )
+
+    def _leased(self, job_id: str, owner: str, **values: Any) -> bool:
+        """Update a running job only while `owner` (a worker id) holds its lease."""
+        return self._update(job_id, jobs.c.status == RUNNING, jobs.c.worker_id == owner, **values)
+
+    def progress(self, job_id: str, worker_id: str, stage: str, fraction: float) -> bool:
+        """Record progress (and renew the lease); False when the job is no longer this
+        worker's to run (cancelled, deleted, or taken over after its lease ran out)."""
+        return self._leased(
+            job_id, worker_id, stage=stage, progress=round(fraction, 4), heartbeat_at=time.time()
+        )
+
+    def renew(self, worker_id: str) -> int:
+        """Renew the lease of every job `worker_id` runs; returns how many it holds."""
+        with self._engine.begin() as c:
+            done = c.execute(
+                jobs.update()
+                .where(jobs.c.status == RUNNING, jobs.c.worker_id == worker_id)
+                .values(heartbeat_at=time.time())
+            )
+        return int(done.rowcount)
+
+    def complete(self, job_id: str, worker_id: str, result: str, duration_ms: int) -> bool:
+        return self._leased(
+            job_id,
+            worker_id,
             status=COMPLETED,
             stage="done",
             progress=1.0,
             result=result,
             duration_ms=duration_ms,
             finished_at=time.time(),
+            worker_id=None,
         )
 
-    def fail(self, job_id: str, error: str) -> bool:
-        return self._update(
-            job_id, jobs.c.status == RUNNING, status=FAILED, error=error, finished_at=time.time()
+    def fail(self, job_id: str, worker_id: str, error: str) -> bool:
+        return self._leased(
+            job_id, worker_id, status=FAILED, error=error, finished_at=time.time(), worker_id=None
         )
 
     def cancel(self, job_id: str) -> bool:
@@ -212,21 +287,27 @@ class JobStore:
             status=CANCELLED,
             result=None,
             finished_at=time.time(),
+            worker_id=None,
         )
 
     def delete(self, job_id: str) -> None:
         with self._engine.begin() as c:
             c.execute(jobs.delete().where(jobs.c.id == job_id))
 
-    def requeue_interrupted(self) -> list[str]:
-        """Jobs a stopped server left running go back to the queue (done again from the
-        start: nothing of a half-done transcription is kept)."""
+    def requeue_interrupted(self, stale_before: float) -> list[str]:
+        """Running jobs whose lease was last renewed before `stale_before` go back to the
+        queue (done again from the start: nothing of a half-done transcription is kept).
+        A lone server passes its start time: every job left running is its own."""
+        condition = sa.and_(
+            jobs.c.status == RUNNING,
+            sa.or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < stale_before),
+        )
         with self._engine.begin() as c:
-            ids = [r.id for r in c.execute(sa.select(jobs.c.id).where(jobs.c.status == RUNNING))]
+            ids = [r.id for r in c.execute(sa.select(jobs.c.id).where(condition))]
             c.execute(
                 jobs.update()
-                .where(jobs.c.status == RUNNING)
-                .values(status=QUEUED, stage=QUEUED, progress=0.0)
+                .where(condition)
+                .values(status=QUEUED, stage=QUEUED, progress=0.0, worker_id=None)
             )
         return ids
 
@@ -240,3 +321,28 @@ class JobStore:
             rows = [_job(r) for r in c.execute(sa.select(jobs).where(condition)).all()]
             c.execute(jobs.delete().where(condition))
         return rows
+
+    # --- workers -------------------------------------------------------------------------
+    def report_worker(self, worker_id: str, started_at: float, stats: dict[str, Any]) -> None:
+        """Insert or refresh a worker's heartbeat and load."""
+        values = {"heartbeat_at": time.time(), "stats": json.dumps(stats)}
+        with self._engine.begin() as c:
+            updated = c.execute(workers.update().where(workers.c.id == worker_id).values(values))
+            if not updated.rowcount:
+                c.execute(workers.insert().values(id=worker_id, started_at=started_at, **values))
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._engine.begin() as c:
+            c.execute(workers.delete().where(workers.c.id == worker_id))
+
+    def workers(self, seen_after: float) -> list[Worker]:
+        """Workers that reported after `seen_after` (the others are gone), oldest first;
+        older rows are removed."""
+        with self._engine.begin() as c:
+            c.execute(workers.delete().where(workers.c.heartbeat_at < seen_after - 3600))
+            rows = c.execute(
+                sa.select(workers)
+                .where(workers.c.heartbeat_at >= seen_after)
+                .order_by(workers.c.started_at, workers.c.id)
+            ).all()
+        return [Worker(r.id, r.started_at, r.heartbeat_at, json.loads(r.stats)) for r in rows]

@@ -1,8 +1,12 @@
 """Runs queued jobs through the same Transcriber as the synchronous endpoints, records their
 progress, results and failures, sends their webhooks, and forgets them after retention.
 
-At start-up, jobs a stopped (or killed) server left running are queued again, and webhooks
-still owed are sent: nothing accepted is lost.
+Each worker has an id and holds a lease on the jobs it runs, renewed every third of
+JOB_LEASE_SECONDS (and with each progress report). A job whose worker was killed or lost goes
+back to the queue when its lease runs out and another worker (another replica, or this one
+restarted) runs it from the start; the old worker can no longer record its end, so a job is
+never completed twice. A lone server with SQLite also queues again, at start-up, every job it
+left running. Webhooks still owed are sent at start-up: nothing accepted is lost.
 """
 
 from __future__ import annotations
@@ -11,9 +15,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
+import socket
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
 from app.errors import ServiceError
@@ -35,6 +44,11 @@ class JobCancelled(Exception):
     """Raised inside a running job's thread when it was cancelled or the server stops."""
 
 
+def new_worker_id() -> str:
+    """host-pid-random: readable in the store and unique across restarts."""
+    return f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 class JobWorker:
     def __init__(
         self,
@@ -43,12 +57,21 @@ class JobWorker:
         transcriber: Transcriber,
         metrics: Metrics,
         webhooks: WebhookSender,
+        *,
+        worker_id: str | None = None,
+        load: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        """`load` = this worker's process's load, reported with each heartbeat (the
+        workers table, read by /health in ray mode); None = no report."""
         self._settings = settings
         self._store = store
         self._transcriber = transcriber
         self._metrics = metrics
         self._webhooks = webhooks
+        self.worker_id = worker_id or new_worker_id()
+        self._load = load
+        self._started_at = time.time()
+        self.jobs_done = 0
         self._wake = asyncio.Event()
         self._cancelled: set[str] = set()
         self._stopping = False
@@ -61,14 +84,21 @@ class JobWorker:
 
     async def start(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
-        requeued = await asyncio.to_thread(self._store.requeue_interrupted)
-        if requeued:
-            log.warning("resuming %d interrupted job(s): %s", len(requeued), ", ".join(requeued))
+        settings = self._settings
+        if settings.serve_mode == "simple" and settings.job_database_url.startswith("sqlite"):
+            # The only process on this database: whatever is running was left by our past.
+            stale = self._started_at
+            requeued = await asyncio.to_thread(self._store.requeue_interrupted, stale)
+            if requeued:
+                log.warning(
+                    "resuming %d interrupted job(s): %s", len(requeued), ", ".join(requeued)
+                )
         for job in await asyncio.to_thread(self._store.pending_webhooks):
             self._send_webhook(job)
         workers = self._settings.gpu_concurrency
         self._tasks = [asyncio.create_task(self._run_forever()) for _ in range(workers)]
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
+        self._tasks.append(asyncio.create_task(self._heartbeat_forever()))
 
     async def stop(self) -> None:
         """Running jobs stop at their next block and stay `running` in the store, so the
@@ -79,6 +109,9 @@ class JobWorker:
         for task in [*self._tasks, *self._deliveries]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._load is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._store.remove_worker, self.worker_id)
 
     def submitted(self) -> None:
         self._wake.set()
@@ -87,9 +120,29 @@ class JobWorker:
         self._cancelled.add(job_id)
 
     # --- running -------------------------------------------------------------------------
-    async def _run_forever(self) -> None:
+    async def _heartbeat_forever(self) -> None:
+        every = self._settings.job_lease_seconds / 3
         while True:
-            job = await asyncio.to_thread(self._store.claim_next)
+            try:
+                await asyncio.to_thread(self._store.renew, self.worker_id)
+                if self._load is not None:
+                    stats = {**self._load(), "jobs_done": self.jobs_done}
+                    await asyncio.to_thread(
+                        self._store.report_worker, self.worker_id, self._started_at, stats
+                    )
+            except Exception:  # a database hiccup must not end the heartbeat
+                log.exception("job lease renewal failed")
+            await asyncio.sleep(every)
+
+    async def _run_forever(self) -> None:
+        settings = self._settings
+        while True:
+            job = await asyncio.to_thread(
+                self._store.claim_next,
+                self.worker_id,
+                settings.job_lease_seconds,
+                settings.job_max_attempts,
+            )
             if job is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -106,7 +159,8 @@ class JobWorker:
             now = time.monotonic()
             if now - last[0] >= _PROGRESS_EVERY_S:
                 last[0] = now
-                self._store.progress(job.id, stage, fraction)
+                if not self._store.progress(job.id, self.worker_id, stage, fraction):
+                    raise JobCancelled(job.id)  # cancelled, deleted, or no longer ours
 
         return report
 
@@ -137,11 +191,16 @@ class JobWorker:
         self, job: Job, *, ok: bool, error: str = "", result: str = "", duration_ms: int = 0
     ) -> None:
         if ok:
-            done = await asyncio.to_thread(self._store.complete, job.id, result, duration_ms)
+            done = await asyncio.to_thread(
+                self._store.complete, job.id, self.worker_id, result, duration_ms
+            )
+            self.jobs_done += done
             log.info("job %s completed (%.0f s of audio)", job.id, duration_ms / 1000)
         else:
-            done = await asyncio.to_thread(self._store.fail, job.id, error)
+            done = await asyncio.to_thread(self._store.fail, job.id, self.worker_id, error)
             log.warning("job %s failed: %s", job.id, error)
+        if not done:
+            log.warning("job %s ended here but was no longer this worker's to finish", job.id)
         finished = await asyncio.to_thread(self._store.get, job.id)
         if done and finished is not None and finished.webhook_url:
             await asyncio.to_thread(self._store.webhook, job.id, PENDING, 0, None)

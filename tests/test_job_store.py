@@ -1,0 +1,130 @@
+"""The job store on a real SQLite file and a real PostgreSQL server, the same tests for both:
+migrations, exclusive claims under concurrency, leases (a lost worker's job is run again and
+finished once), the attempts limit, cancellation reaching the worker, the workers table."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from postgres_server import PostgresServer
+
+from app.jobs.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Job, JobStore
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"t{uuid.uuid4().hex[:12]}")
+    jobs = JobStore(url)
+    jobs.migrate()
+    jobs.migrate()  # idempotent
+    yield jobs
+    jobs.close()
+
+
+def add(store: JobStore, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        job_id = uuid.uuid4().hex
+        store.add(Job(job_id, QUEUED, time.time() + i * 1e-3, "a.wav", "/x", "{}"))
+        ids.append(job_id)
+    return ids
+
+
+def test_concurrent_workers_claim_each_job_once(store: JobStore) -> None:
+    ids = add(store, 30)
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while (job := store.claim_next(name, lease_s=60, max_attempts=3)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)  # every job once, none twice
+    assert store.counts()[RUNNING] == 30
+
+
+def test_a_lost_workers_job_runs_again_and_is_finished_once(store: JobStore) -> None:
+    (job_id,) = add(store, 1)
+    first = store.claim_next("lost", lease_s=60, max_attempts=3)
+    assert first is not None and first.worker_id == "lost" and first.attempts == 1
+    assert store.claim_next("other", lease_s=60, max_attempts=3) is None  # lease still held
+    assert store.progress(job_id, "lost", "transcribe", 0.5)
+    time.sleep(0.3)
+    again = store.claim_next("other", lease_s=0.2, max_attempts=3)  # the lease ran out
+    assert again is not None and again.id == job_id and again.attempts == 2
+    assert again.worker_id == "other" and again.progress == 0.0
+    assert not store.progress(job_id, "lost", "transcribe", 0.9)  # no longer its job
+    assert not store.complete(job_id, "lost", '{"late": true}', 1000)
+    assert store.renew("other") == 1
+    assert store.complete(job_id, "other", '{"ok": true}', 1000)
+    assert not store.complete(job_id, "other", '{"twice": true}', 1000)
+    done = store.get(job_id)
+    assert done is not None and done.status == COMPLETED and done.result == '{"ok": true}'
+    assert done.worker_id is None
+
+
+def test_a_job_that_keeps_losing_its_worker_fails_after_max_attempts(store: JobStore) -> None:
+    (job_id,) = add(store, 1)
+    for attempt in (1, 2):
+        job = store.claim_next(f"w{attempt}", lease_s=0.05, max_attempts=2)
+        assert job is not None and job.attempts == attempt
+        time.sleep(0.1)
+    assert store.claim_next("w3", lease_s=0.05, max_attempts=2) is None
+    failed = store.get(job_id)
+    assert (
+        failed is not None
+        and failed.status == FAILED
+        and "interrupted 2 times" in (failed.error or "")
+    )
+
+
+def test_cancel_reaches_the_worker_through_its_progress(store: JobStore) -> None:
+    (job_id,) = add(store, 1)
+    assert store.claim_next("w", lease_s=60, max_attempts=3) is not None
+    assert store.cancel(job_id)
+    assert not store.progress(job_id, "w", "transcribe", 0.5)  # the worker stops here
+    assert not store.complete(job_id, "w", "{}", 0)
+    job = store.get(job_id)
+    assert job is not None and job.status == CANCELLED
+
+
+def test_a_lone_server_requeues_what_it_left_running(store: JobStore) -> None:
+    (job_id,) = add(store, 1)
+    assert store.claim_next("old", lease_s=60, max_attempts=3) is not None
+    assert store.requeue_interrupted(stale_before=time.time() - 60) == []  # renewed just now
+    assert store.requeue_interrupted(stale_before=time.time() + 1) == [job_id]
+    job = store.get(job_id)
+    assert job is not None and job.status == QUEUED and job.worker_id is None
+
+
+def test_workers_report_their_load(store: JobStore) -> None:
+    started = time.time()
+    store.report_worker("a", started, {"running": 1})
+    store.report_worker("b", started + 1, {"running": 0})
+    store.report_worker("a", started, {"running": 2})
+    seen = store.workers(seen_after=started - 1)
+    assert [(w.id, w.stats["running"]) for w in seen] == [("a", 2), ("b", 0)]
+    store.remove_worker("a")
+    assert [w.id for w in store.workers(seen_after=started - 1)] == ["b"]
+    assert store.workers(seen_after=time.time() + 10) == []
