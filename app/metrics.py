@@ -103,3 +103,20 @@ class Metrics:
             "whisperx_scheduler_queued_windows", "Windows waiting for a batch", registry=r
         )
         self.info = Info("whisperx_service", "Static facts about this service", registry=r)
+        # SERVE_MODE=ray: the whole deployment, as its replicas last reported (the ingress
+        # sets these from the store's workers table on each scrape).
+        self.replicas = Gauge(
+            "whisperx_replicas", "Transcription replicas that reported lately", registry=r
+        )
+        self.replica_load = {
+            measure: Gauge(
+                f"whisperx_replica_{measure}", f"A replica's {what}", ["replica"], registry=r
+            )
+            for measure, what in (
+                ("running", "transcriptions holding a permit"),
+                ("queued", "transcriptions waiting for a permit"),
+                ("queued_windows", "speech windows waiting for a batch"),
+                ("completed", "transcriptions finished since it started"),
+                ("jobs_done", "jobs completed since it started"),
+            )
+        }

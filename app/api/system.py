@@ -54,6 +54,13 @@ async def info(request: Request) -> JSONResponse:
 @router.get("/health", summary="Liveness and what is loaded")
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
+    deployment = getattr(state, "deployment", None)
+    if deployment is not None:  # ray mode: every replica, as it last reported
+        body = await deployment.health()
+        uptime = round(time.monotonic() - state.started_at, 1)
+        return JSONResponse(
+            {**body, "default_model": state.registry.default_model(), "uptime_s": uptime}
+        )
     return JSONResponse(
         {
             "status": "healthy",
@@ -80,7 +87,11 @@ async def health(request: Request) -> JSONResponse:
 )
 async def metrics(request: Request) -> Response:
     state = request.app.state
-    state.metrics.vram.set(await asyncio.to_thread(accelerator_memory_bytes, state.engine))
+    deployment = getattr(state, "deployment", None)
+    if deployment is not None:
+        await deployment.refresh_metrics()
+    else:
+        state.metrics.vram.set(await asyncio.to_thread(accelerator_memory_bytes, state.engine))
     for status, count in (await asyncio.to_thread(state.job_store.counts)).items():
         state.metrics.jobs.labels(status=status).set(count)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -90,6 +101,9 @@ async def metrics(request: Request) -> Response:
     "/queue-metrics", summary="Admission queue and window scheduler state", responses=_KEYED
 )
 async def queue_metrics(request: Request) -> JSONResponse:
+    deployment = getattr(request.app.state, "deployment", None)
+    if deployment is not None:  # ray mode: the sums over replicas, and each replica
+        return JSONResponse(await deployment.queue_metrics())
     admission = request.app.state.admission
     stats = admission.stats
     scheduler = request.app.state.scheduler

@@ -7,6 +7,7 @@ import math
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings
@@ -17,7 +18,7 @@ from app.jobs.store import COMPLETED, QUEUED, Job, JobStore
 from app.jobs.webhooks import check_webhook_url
 from app.jobs.worker import JobWorker, remove_upload
 from app.pipeline.decode import check_upload
-from app.pipeline.runner import Pipeline, TranscriptionRequest
+from app.pipeline.runner import TranscriptionRequest
 
 
 class JobNotReady(Conflict):
@@ -27,16 +28,23 @@ class JobNotReady(Conflict):
 
 class JobService:
     def __init__(
-        self, settings: Settings, store: JobStore, worker: JobWorker, pipeline: Pipeline
+        self,
+        settings: Settings,
+        store: JobStore,
+        prepare: Callable[[TranscriptionRequest], object],
+        worker: JobWorker | None,
     ) -> None:
+        """`prepare` checks a request's model and options (raising what a client should
+        hear); `worker` is this process's job worker, None where workers run elsewhere
+        (ray mode's ingress: replicas poll the store and notice cancellation there)."""
         self._settings = settings
         self._store = store
+        self._prepare = prepare
         self._worker = worker
-        self._pipeline = pipeline
 
     def new_upload_folder(self) -> tuple[str, Path]:
         job_id = uuid.uuid4().hex
-        return job_id, self._worker.uploads / job_id
+        return job_id, self._settings.data_dir / "uploads" / job_id
 
     async def submit(
         self,
@@ -55,7 +63,7 @@ class JobService:
             await asyncio.to_thread(
                 check_upload, upload, encoded=request.encoded, max_duration_s=limit
             )
-            await asyncio.to_thread(self._pipeline.prepare, request)
+            await asyncio.to_thread(self._prepare, request)
             job = Job(
                 id=job_id,
                 status=QUEUED,
@@ -69,7 +77,8 @@ class JobService:
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, upload.parent, True)
             raise
-        self._worker.submitted()
+        if self._worker is not None:
+            self._worker.submitted()
         return job
 
     async def get(self, job_id: str) -> Job:
@@ -102,7 +111,8 @@ class JobService:
                 param="job_id",
                 code="job_not_cancellable",
             )
-        self._worker.cancel(job_id)
+        if self._worker is not None:
+            self._worker.cancel(job_id)
         await asyncio.to_thread(remove_upload, job)
         return (await asyncio.to_thread(self._store.get, job_id)) or job
 
@@ -110,7 +120,7 @@ class JobService:
         """Forgets a job: cancels it if it is queued or running, removes its record, audio
         and result. Afterwards the id is unknown (404)."""
         job = await self.get(job_id)
-        if await asyncio.to_thread(self._store.cancel, job_id):
+        if await asyncio.to_thread(self._store.cancel, job_id) and self._worker is not None:
             self._worker.cancel(job_id)
         await asyncio.to_thread(self._store.delete, job_id)
         await asyncio.to_thread(remove_upload, job)

@@ -113,6 +113,11 @@ class JobWorker:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._store.remove_worker, self.worker_id)
 
+    @property
+    def alive(self) -> bool:
+        """Whether every loop (job runners, retention sweep, heartbeat) still runs."""
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
     def submitted(self) -> None:
         self._wake.set()
 

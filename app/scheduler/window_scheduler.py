@@ -100,6 +100,11 @@ class WindowScheduler:
         self._thread.start()
 
     @property
+    def alive(self) -> bool:
+        """Whether the scheduler's thread runs (a health check's question)."""
+        return self._thread.is_alive()
+
+    @property
     def queued(self) -> int:
         """Windows waiting for a batch."""
         with self._ready:

@@ -1,0 +1,182 @@
+"""The Ray Serve application: an ingress deployment (the same FastAPI app, no model work)
+and a transcription deployment whose replicas each build the whole model stack once
+(app/services/stack.py: engine, window scheduler, alignment, diarization, job worker).
+
+- Synchronous requests go ingress -> handle -> a replica (Serve picks the less loaded of two);
+  each replica's window scheduler batches the windows of every request it holds.
+- Jobs: every replica's job worker claims jobs from the shared store (PostgreSQL across
+  machines) under a lease, so a job runs once and a killed replica's job is run again
+  elsewhere (app/jobs/worker.py).
+- Health: Serve calls check_health; a replica whose job worker or scheduler died is
+  replaced. Load: each replica reports it to the store's workers table (what /health,
+  /metrics and /queue-metrics show for the whole deployment) and to Serve's autoscaler
+  (queued windows; app/serve/autoscaling.py).
+
+Settings come from each replica's environment (the same variables as simple mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+# CTranslate2 before torch, as in app/main.py (OpenMP runtimes; see there).
+import ctranslate2  # noqa: F401
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from app.config import Settings
+from app.domain import LanguageGuess, Segment, Transcript
+from app.pipeline.runner import TranscriptionRequest
+from app.services.stack import model_services
+
+APP_NAME = "whisperx"
+
+
+class Transcription:
+    """One transcription replica."""
+
+    async def __init__(self) -> None:  # type: ignore[misc]  # Serve awaits an async constructor
+        self.settings = settings = Settings()
+        context = serve.get_replica_context()
+        self.replica = context.replica_id.unique_id
+        self.worker_id = f"{context.deployment}-{self.replica}"
+        self.state = SimpleNamespace(settings=settings)
+        self._services: AbstractAsyncContextManager[None] = model_services(
+            settings, self.state, worker_id=self.worker_id, worker_load=self.load
+        )
+        await self._services.__aenter__()
+        if settings.preload_model:
+            await self.state.transcriber.preload(settings.preload_model)
+
+    # --- the work ------------------------------------------------------------------------
+    async def transcribe(
+        self, path: str, request: TranscriptionRequest, queue_limit: bool = True
+    ) -> Transcript:
+        result: Transcript = await self.state.transcriber.transcribe(
+            Path(path), request, queue_limit=queue_limit
+        )
+        return result
+
+    async def transcribe_stream(
+        self, path: str, request: TranscriptionRequest
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """("text", segments) as each window is decoded, then ("done", transcript)."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[tuple[Segment, ...] | None] = asyncio.Queue()
+
+        def on_text(segments: tuple[Segment, ...]) -> None:  # from a worker thread
+            loop.call_soon_threadsafe(pieces.put_nowait, segments)
+
+        task = asyncio.create_task(
+            self.state.transcriber.transcribe(Path(path), request, on_text=on_text)
+        )
+        task.add_done_callback(lambda _: pieces.put_nowait(None))
+        try:
+            while (segments := await pieces.get()) is not None:
+                yield ("text", segments)
+            yield ("done", task.result())
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def detect_language(self, path: str, model: str | None, encoded: bool) -> LanguageGuess:
+        guess: LanguageGuess = await self.state.transcriber.detect_language(
+            Path(path), model=model, encoded=encoded
+        )
+        return guess
+
+    # --- what the deployment reports ------------------------------------------------------
+    def load(self) -> dict[str, Any]:
+        """This replica's identity and load (the workers table; /health in ray mode)."""
+        state = self.state
+        stats = state.admission.stats
+        scheduler = state.scheduler
+        return {
+            "replica": self.replica,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "engine": state.engine.name,
+            "device": state.engine.device,
+            "compute_type": state.engine.compute_type,
+            "loaded_models": state.model_cache.loaded("whisper"),
+            "running": stats.running,
+            "queued": stats.queued,
+            "completed": stats.completed,
+            "rejected": stats.rejected,
+            "capacity": state.admission.capacity,
+            "queued_windows": scheduler.queued if scheduler is not None else 0,
+            "batches": scheduler.stats.batches if scheduler is not None else 0,
+            "windows": scheduler.stats.windows if scheduler is not None else 0,
+        }
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's autoscaler reads these (app/serve/autoscaling.py)."""
+        stats = self.state.admission.stats
+        scheduler = self.state.scheduler
+        windows = scheduler.queued if scheduler is not None else 0
+        return {"queued_windows": float(windows), "requests": float(stats.running + stats.queued)}
+
+    def check_health(self) -> None:
+        """Serve replaces a replica whose job worker or window scheduler stopped."""
+        if not self.state.job_worker.alive:
+            raise RuntimeError("the job worker stopped")
+        scheduler = self.state.scheduler
+        if scheduler is not None and not scheduler.alive:
+            raise RuntimeError("the window scheduler stopped")
+
+    async def __del__(self) -> None:
+        await self._services.__aexit__(None, None, None)
+
+
+@serve.ingress()
+class Ingress:
+    """The FastAPI app (create_app) with the transcription deployment as its engine."""
+
+    def __init__(self, transcription: DeploymentHandle) -> None:
+        self._transcription = transcription
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from app.factory import create_app
+
+        return create_app(Settings(), remote=self._transcription)
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """The application from the settings (and `args`, a serve config file's overrides of
+    the transcription deployment's options)."""
+    settings = Settings()
+    options: dict[str, Any] = {
+        "ray_actor_options": {
+            "num_cpus": settings.ray_cpus_per_replica,
+            "num_gpus": settings.ray_gpus_per_replica,
+        },
+        # Serve holds back what a replica's own admission would queue anyway.
+        "max_ongoing_requests": settings.concurrent_transcriptions + settings.max_queue_size,
+        "health_check_period_s": 10,
+        "health_check_timeout_s": 60,
+        "graceful_shutdown_timeout_s": 30,
+    }
+    if settings.ray_max_replicas > settings.ray_replicas:
+        options["autoscaling_config"] = {
+            "min_replicas": settings.ray_replicas,
+            "max_replicas": settings.ray_max_replicas,
+            "policy": {
+                "policy_function": "app.serve.autoscaling:QueuedWindowsPolicy",
+                "policy_kwargs": {"target": settings.ray_target_queued_windows},
+            },
+        }
+    else:
+        options["num_replicas"] = settings.ray_replicas
+    options.update(args or {})
+    transcription = serve.deployment(name="Transcription", **options)(Transcription)
+    ingress = serve.deployment(name="Ingress", num_replicas=1, ray_actor_options={"num_cpus": 0})(
+        Ingress
+    )
+    return ingress.bind(transcription.bind())

@@ -1,0 +1,172 @@
+"""Everything that does model work, built and torn down as one: the engine, model cache,
+admission, window scheduler, pipeline, transcriber, job store and job worker. The app's
+lifespan builds it in simple mode; in ray mode each transcription replica builds its own
+(app/serve/deployments.py) and the ingress builds only the front (app/serve/front.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from app import __version__
+from app.alignment import Aligner
+from app.allocator import tune_malloc
+from app.compute_thread import ComputeThread
+from app.config import Settings
+from app.diarization.service import DiarizationService
+from app.engines.base import Engine
+from app.engines.select import build_engine
+from app.jobs.service import JobService
+from app.jobs.store import JobStore
+from app.jobs.webhooks import WebhookSender
+from app.jobs.worker import JobWorker
+from app.metrics import Metrics
+from app.models.hub import HubClient
+from app.models.registry import ModelRegistry
+from app.pipeline.decode_pool import AudioDecoder, auto_processes
+from app.pipeline.runner import Pipeline
+from app.scheduler.window_scheduler import WindowScheduler, run_here
+from app.services.admission import Admission
+from app.services.eviction import IdleEvictor
+from app.services.model_cache import ModelCache
+from app.services.transcriber import Transcriber
+
+log = logging.getLogger("app")
+
+
+@asynccontextmanager
+async def model_services(
+    settings: Settings,
+    state: Any,
+    *,
+    engine: Engine | None = None,
+    worker_id: str | None = None,
+    worker_load: Callable[[], dict[str, Any]] | None = None,
+) -> AsyncIterator[None]:
+    """Build the services on `state` (app.state, or a replica's namespace) and tear them
+    down on exit. `engine` replaces the configured one (tests); `worker_id` and
+    `worker_load` name the job worker and report its load (ray replicas)."""
+    state.started_at = time.monotonic()
+    tune_malloc()  # before any model or worker thread allocates
+    state.serve_mode = settings.serve_mode
+    state.metrics = metrics = Metrics()
+    state.hub = HubClient(settings)
+    state.registry = ModelRegistry(settings, state.hub)
+    state.engine = engine or build_engine(settings)
+    state.model_cache = ModelCache(
+        on_change=lambda: metrics.loaded_models.set(len(state.model_cache.loaded("whisper")))
+    )
+    state.admission = admission = Admission(
+        settings.concurrent_transcriptions,
+        settings.max_queue_size,
+        on_reject=metrics.queue_rejected.inc,
+    )
+    # Requests in progress each hold a worker thread (blocked on their windows, mostly).
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=settings.concurrent_transcriptions + 16)
+    )
+    metrics.active.set_function(lambda: admission.stats.running)
+    state.evictor = IdleEvictor(
+        state.model_cache,
+        metrics,
+        settings.model_keep_alive_seconds,
+        settings.model_eviction_interval_seconds,
+    )
+    device = state.engine.device
+    # Every request's torch work (alignment, diarization, the torch engine) runs on this
+    # one thread (see its module).
+    state.torch_thread = torch_thread = ComputeThread("torch")
+    state.scheduler = scheduler = build_scheduler(settings, state.engine, torch_thread, metrics)
+    decoder = AudioDecoder(auto_processes(settings.decode_processes))
+    await asyncio.to_thread(decoder.warm_up)
+    state.pipeline = Pipeline(
+        settings,
+        state.engine,
+        state.registry,
+        state.model_cache,
+        metrics,
+        aligner=Aligner(settings, state.hub, state.model_cache, device),
+        diarization=DiarizationService(settings, state.hub, state.model_cache, device),
+        torch_thread=torch_thread,
+        scheduler=scheduler,
+        decoder=decoder,
+        vad_threads=settings.vad_threads if settings.vad_threads >= 0 else None,
+    )
+    work_root = settings.data_dir / "work"
+    # Decoded audio of transcriptions a stopped server left behind: their jobs start over.
+    await asyncio.to_thread(shutil.rmtree, work_root, True)
+    state.transcriber = Transcriber(state.pipeline, admission, metrics, state.evictor, work_root)
+    state.job_store = store = JobStore(settings.job_database_url)
+    await asyncio.to_thread(store.migrate)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    state.job_worker = worker = JobWorker(
+        settings,
+        store,
+        state.transcriber,
+        metrics,
+        WebhookSender(secret),
+        worker_id=worker_id,
+        load=worker_load,
+    )
+    state.jobs = JobService(settings, store, state.pipeline.prepare, worker)
+    metrics.info.info(
+        {
+            "version": __version__,
+            "engine": state.engine.name,
+            "device": state.engine.device,
+            "compute_type": state.engine.compute_type,
+            "serve_mode": state.serve_mode,
+        }
+    )
+    default = await asyncio.to_thread(state.registry.default_model)
+    log.info(
+        "engine=%s device=%s compute_type=%s default_model=%s data_dir=%s",
+        state.engine.name,
+        state.engine.device,
+        state.engine.compute_type,
+        default,
+        settings.data_dir,
+    )
+    if settings.preload_model:
+        await state.transcriber.preload(settings.preload_model)
+    await worker.start()
+    sweeper = asyncio.create_task(state.evictor.run()) if state.evictor.enabled else None
+    try:
+        yield
+    finally:
+        await worker.stop()
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await asyncio.to_thread(store.close)
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.close)
+        await asyncio.to_thread(state.model_cache.unload_all)
+        torch_thread.close()
+        await asyncio.to_thread(decoder.close)
+
+
+def build_scheduler(
+    settings: Settings, engine: Engine, torch_thread: ComputeThread, metrics: Metrics
+) -> WindowScheduler | None:
+    size = settings.max_batch_windows
+    metrics.batch_capacity.set(size)
+    if not size:
+        return None
+
+    def on_batch(windows: int) -> None:
+        metrics.batch_windows.observe(windows)
+        metrics.batch_occupancy.observe(windows / size)
+
+    run_batch = torch_thread.run if engine.runs_torch else run_here
+    scheduler = WindowScheduler(size, run_batch, on_batch)
+    metrics.scheduler_queued.set_function(lambda: scheduler.queued)
+    return scheduler
