@@ -45,12 +45,17 @@ class LiveServer:
         self.process = self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "uvicorn", "app.main:app"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        env = {**os.environ, **self.env}
+        if self.env.get("SERVE_MODE") == "ray":  # Ray Serve's proxy on our port
+            command = [sys.executable, "-m", "app.serve.launch"]
+            env.update(HOST="127.0.0.1", PORT=str(self.port))
+        else:
+            command = [sys.executable, "-m", "uvicorn", "app.main:app"]
+            command += ["--host", "127.0.0.1", "--port", str(self.port)]
         return subprocess.Popen(
             command,
             cwd=self.root,
-            env={**os.environ, **self.env},
+            env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -88,7 +93,7 @@ class LiveServer:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

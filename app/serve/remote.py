@@ -49,7 +49,9 @@ class RemoteTranscriber:
             except _REPLICA_LOST as exc:
                 if tries == RETRIES:
                     raise
-                log.warning("%s: its replica was lost (%s); trying another", what, exc)
+                log.warning(
+                    "%s: its replica was lost (%s); trying another", what, type(exc).__name__
+                )
         raise AssertionError("unreachable")
 
     async def transcribe(
