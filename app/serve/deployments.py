@@ -12,7 +12,8 @@ and a transcription deployment whose replicas each build the whole model stack o
   /metrics and /queue-metrics show for the whole deployment) and to Serve's autoscaler
   (queued windows; app/serve/autoscaling.py).
 
-Settings come from each replica's environment (the same variables as simple mode)."""
+Settings come from each replica's environment and the checkout's .env (the same variables as
+simple mode)."""
 
 from __future__ import annotations
 
@@ -37,13 +38,20 @@ from app.pipeline.runner import TranscriptionRequest
 from app.services.stack import model_services
 
 APP_NAME = "whisperx"
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def replica_settings() -> Settings:
+    """The environment, then this checkout's .env (as entrypoint.sh reads it in simple mode):
+    a replica's working directory is Ray's, not the checkout."""
+    return Settings(_env_file=CHECKOUT / ".env")
 
 
 class Transcription:
     """One transcription replica."""
 
     async def __init__(self) -> None:  # type: ignore[misc]  # Serve awaits an async constructor
-        self.settings = settings = Settings()
+        self.settings = settings = replica_settings()
         context = serve.get_replica_context()
         self.replica = context.replica_id.unique_id
         self.worker_id = f"{context.deployment}-{self.replica}"
@@ -145,13 +153,11 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> Any:
         from app.factory import create_app
 
-        return create_app(Settings(), remote=self._transcription)
+        return create_app(replica_settings(), remote=self._transcription)
 
 
-def build_app(args: dict[str, Any] | None = None) -> Application:
-    """The application from the settings (and `args`, a serve config file's overrides of
-    the transcription deployment's options)."""
-    settings = Settings()
+def transcription_options(settings: Settings) -> dict[str, Any]:
+    """The transcription deployment's Serve options, from the settings."""
     options: dict[str, Any] = {
         "ray_actor_options": {
             "num_cpus": settings.ray_cpus_per_replica,
@@ -174,7 +180,13 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         }
     else:
         options["num_replicas"] = settings.ray_replicas
-    options.update(args or {})
+    return options
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """The application from the settings; `args` (a serve config file's `args:`) override
+    the transcription deployment's options."""
+    options = {**transcription_options(replica_settings()), **(args or {})}
     transcription = serve.deployment(name="Transcription", **options)(Transcription)
     ingress = serve.deployment(name="Ingress", num_replicas=1, ray_actor_options={"num_cpus": 0})(
         Ingress

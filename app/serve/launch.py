@@ -8,15 +8,12 @@ import logging
 import os
 import signal
 import threading
-from pathlib import Path
 
 import ray
 from ray import serve
 
-from app.config import Settings
-from app.serve.deployments import APP_NAME, build_app
+from app.serve.deployments import APP_NAME, CHECKOUT, build_app, replica_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("app.serve")
 
 
@@ -24,10 +21,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = Settings()
+    settings = replica_settings()
     host, port = os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "9001"))
     # Replicas import this checkout (on other machines: the same path, same environment).
-    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    pythonpath = os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH")) if p)
     ray.init(
         address=settings.ray_address,  # None: a local cluster (Ray also reads RAY_ADDRESS)
         namespace=APP_NAME,
