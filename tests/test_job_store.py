@@ -128,3 +128,27 @@ def test_workers_report_their_load(store: JobStore) -> None:
     store.remove_worker("a")
     assert [w.id for w in store.workers(seen_after=started - 1)] == ["b"]
     assert store.workers(seen_after=time.time() + 10) == []
+
+
+def test_an_owed_webhook_is_claimed_by_one_worker(store: JobStore) -> None:
+    (job_id,) = add(store, 1)
+    assert store.claim_next("w", lease_s=60, max_attempts=3) is not None
+    assert store.complete(job_id, "w", "{}", 0)
+    store.webhook(job_id, "pending", 0, None)
+    assert [j.id for j in store.pending_webhooks()] == [job_id]
+    assert store.claim_webhook(job_id)
+    assert not store.claim_webhook(job_id)  # the second worker finds it taken
+    assert store.pending_webhooks() == []
+    assert store.release_webhook_claims() == 1  # a lone server's restart: owed again
+    assert store.claim_webhook(job_id)
+
+
+def test_a_worker_stopping_hands_its_jobs_back(store: JobStore) -> None:
+    first, second = add(store, 2)
+    assert store.claim_next("stopping", lease_s=60, max_attempts=3) is not None
+    assert store.claim_next("other", lease_s=60, max_attempts=3) is not None
+    assert store.release("stopping") == [first]
+    job = store.get(first)
+    assert job is not None and job.status == QUEUED and job.attempts == 0
+    still = store.get(second)
+    assert still is not None and still.status == RUNNING and still.worker_id == "other"

@@ -294,6 +294,25 @@ class JobStore:
         with self._engine.begin() as c:
             c.execute(jobs.delete().where(jobs.c.id == job_id))
 
+    def release(self, worker_id: str) -> list[str]:
+        """A worker stopping gracefully hands its running jobs back to the queue at once
+        (not counted as an attempt), instead of holding them until the lease runs out."""
+        mine = sa.and_(jobs.c.status == RUNNING, jobs.c.worker_id == worker_id)
+        with self._engine.begin() as c:
+            ids = [r.id for r in c.execute(sa.select(jobs.c.id).where(mine))]
+            c.execute(
+                jobs.update()
+                .where(mine)
+                .values(
+                    status=QUEUED,
+                    stage=QUEUED,
+                    progress=0.0,
+                    worker_id=None,
+                    attempts=jobs.c.attempts - 1,
+                )
+            )
+        return ids
+
     def requeue_interrupted(self, stale_before: float) -> list[str]:
         """Running jobs whose lease was last renewed before `stale_before` go back to the
         queue (done again from the start: nothing of a half-done transcription is kept).
@@ -310,6 +329,20 @@ class JobStore:
                 .values(status=QUEUED, stage=QUEUED, progress=0.0, worker_id=None)
             )
         return ids
+
+    def claim_webhook(self, job_id: str) -> bool:
+        """pending -> sending, atomically: of the workers that find it owed, one sends it."""
+        return self._update(job_id, jobs.c.webhook_status == "pending", webhook_status="sending")
+
+    def release_webhook_claims(self) -> int:
+        """sending -> pending: for a lone server at start-up, whose own sends were cut off."""
+        with self._engine.begin() as c:
+            done = c.execute(
+                jobs.update()
+                .where(jobs.c.webhook_status == "sending")
+                .values(webhook_status="pending")
+            )
+        return int(done.rowcount)
 
     def webhook(self, job_id: str, status: str, attempts: int, error: str | None) -> None:
         self._update(job_id, webhook_status=status, webhook_attempts=attempts, webhook_error=error)

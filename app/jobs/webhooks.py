@@ -31,7 +31,9 @@ ATTEMPTS = 6
 FIRST_BACKOFF_S = 1.0
 TIMEOUT_S = 10.0
 
-DELIVERED, FAILED, PENDING = "delivered", "failed", "pending"
+DELIVERED, FAILED, PENDING, SENDING = "delivered", "failed", "pending", "sending"
+"""A webhook is `pending` until a worker claims it, `sending` while that worker tries, then
+`delivered` or `failed`."""
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -29,7 +29,7 @@ from app.errors import ServiceError
 from app.jobs.codec import request_from_json, transcript_json
 from app.jobs.store import Job, JobStore
 from app.jobs.summary import job_summary
-from app.jobs.webhooks import PENDING, WebhookSender
+from app.jobs.webhooks import SENDING, WebhookSender
 from app.metrics import Metrics
 from app.pipeline.runner import Progress
 from app.services.transcriber import Transcriber
@@ -85,30 +85,38 @@ class JobWorker:
     async def start(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
         settings = self._settings
-        if settings.serve_mode == "simple" and settings.job_database_url.startswith("sqlite"):
-            # The only process on this database: whatever is running was left by our past.
+        alone = settings.serve_mode == "simple" and settings.job_database_url.startswith("sqlite")
+        if alone:
+            # The only process on this database: whatever is running was left by our past,
+            # and so were webhooks being sent.
             stale = self._started_at
             requeued = await asyncio.to_thread(self._store.requeue_interrupted, stale)
             if requeued:
                 log.warning(
                     "resuming %d interrupted job(s): %s", len(requeued), ", ".join(requeued)
                 )
+            await asyncio.to_thread(self._store.release_webhook_claims)
         for job in await asyncio.to_thread(self._store.pending_webhooks):
-            self._send_webhook(job)
+            if await asyncio.to_thread(self._store.claim_webhook, job.id):
+                self._send_webhook(job)
         workers = self._settings.gpu_concurrency
         self._tasks = [asyncio.create_task(self._run_forever()) for _ in range(workers)]
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeat_forever()))
 
     async def stop(self) -> None:
-        """Running jobs stop at their next block and stay `running` in the store, so the
-        next start queues them again."""
+        """Running jobs stop at their next block and go back to the queue (for the next
+        start, or another worker)."""
         self._stopping = True
         for task in [*self._tasks, *self._deliveries]:
             task.cancel()
         for task in [*self._tasks, *self._deliveries]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(Exception):
+            released = await asyncio.to_thread(self._store.release, self.worker_id)
+            if released:
+                log.info("handed %d running job(s) back to the queue", len(released))
         if self._load is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._store.remove_worker, self.worker_id)
@@ -208,7 +216,7 @@ class JobWorker:
             log.warning("job %s ended here but was no longer this worker's to finish", job.id)
         finished = await asyncio.to_thread(self._store.get, job.id)
         if done and finished is not None and finished.webhook_url:
-            await asyncio.to_thread(self._store.webhook, job.id, PENDING, 0, None)
+            await asyncio.to_thread(self._store.webhook, job.id, SENDING, 0, None)
             self._send_webhook(finished)
 
     # --- webhooks ------------------------------------------------------------------------
@@ -223,7 +231,7 @@ class JobWorker:
         store = self._store
 
         async def failed_attempt(attempt: int, error: str) -> None:
-            await asyncio.to_thread(store.webhook, job.id, PENDING, attempt, error)
+            await asyncio.to_thread(store.webhook, job.id, SENDING, attempt, error)
 
         delivery = await self._webhooks.deliver(job.webhook_url, job.id, body, failed_attempt)
         await asyncio.to_thread(

@@ -9,6 +9,11 @@ import os
 import signal
 import threading
 
+# Replicas run in this same environment (this checkout, its .venv). Started under `uv run`
+# (entrypoint.sh), Ray would otherwise copy the checkout and build a new uv environment for
+# every worker from the `uv run` command line, without our extras: Ray itself went missing.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
 import ray
 from ray import serve
 
