@@ -1,4 +1,5 @@
-"""README's first command (./entrypoint.sh) serves, and test-api.sh transcribes through it."""
+"""README's first command (./entrypoint.sh) serves, and test-api.sh transcribes through it:
+in simple mode, and with SERVE_MODE=ray (a local Ray cluster, one replica)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,22 @@ from live_server import ROOT, free_port
 pytestmark = pytest.mark.e2e
 
 
-def test_entrypoint_serves_and_test_api_transcribes(tmp_path: Path, cache_dir: Path) -> None:
+@pytest.mark.parametrize("mode", ["simple", "ray"])
+def test_entrypoint_serves_and_test_api_transcribes(
+    mode: str, tmp_path: Path, cache_dir: Path
+) -> None:
     port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "CACHE_DIR": str(cache_dir),
+        "DATA_DIR": str(tmp_path / "data"),
         "HF_HUB_OFFLINE": "1",
         "PRELOAD_MODEL": "tiny.en",
+        "SERVE_MODE": mode,
+        "RAY_ADDRESS": "",
+        "RAY_REPLICAS": "1",
     }
     log = (tmp_path / "entrypoint.log").open("wb")
     server = subprocess.Popen(
@@ -40,12 +48,16 @@ def test_entrypoint_serves_and_test_api_transcribes(tmp_path: Path, cache_dir: P
             assert server.poll() is None, (tmp_path / "entrypoint.log").read_text()
             try:
                 health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
-                break
+                if mode == "simple" or health["replicas"]:  # ray: a replica has reported
+                    break
             except httpx.HTTPError:
-                assert time.monotonic() < deadline, "entrypoint.sh did not start serving"
-                time.sleep(0.5)
+                pass
+            assert time.monotonic() < deadline, "entrypoint.sh did not start serving"
+            time.sleep(0.5)
+        assert health["serve_mode"] == mode
         assert health["loaded_models"] == ["tiny.en"]  # PRELOAD_MODEL loads at start-up
-        assert health["loaded"]["diarization"] == ["offline-segmentation3-campplus"]
+        if mode == "simple":
+            assert health["loaded"]["diarization"] == ["offline-segmentation3-campplus"]
         result = subprocess.run(
             [str(ROOT / "test-api.sh"), "127.0.0.1", str(port), str(JFK)],
             capture_output=True,
@@ -57,5 +69,5 @@ def test_entrypoint_serves_and_test_api_transcribes(tmp_path: Path, cache_dir: P
         assert result.stdout.rstrip().endswith("OK")
     finally:
         os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        server.wait(timeout=60)
         log.close()
