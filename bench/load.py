@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -10,6 +11,35 @@ import httpx
 from clips import Clip
 from report import Samples, Table, concurrently, percentile
 from service import Service
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    wall_s: float
+    latencies: list[float]
+    """Wall seconds of each request that succeeded."""
+    audio_s: float
+    """Audio seconds those requests carried."""
+    errors: int
+
+
+def closed_loop(service: Service, clips: list[Clip], clients: int, per_client: int) -> LoadResult:
+    """`clients` clients at once, each sending `per_client` requests back to back (/asr, no
+    speakers), client i cycling through `clips` from clip i."""
+    results: list[tuple[float, float] | None] = []
+
+    def client(offset: int) -> None:
+        with httpx.Client(base_url=service.url, timeout=3600) as http:
+            for k in range(per_client):
+                chosen = clips[(offset + k) % len(clips)]
+                try:
+                    results.append((service.request(chosen, client=http)[0], chosen.duration_s))
+                except httpx.HTTPError:
+                    results.append(None)
+
+    wall = concurrently([partial(client, i) for i in range(clients)])
+    ok = [r for r in results if r is not None]
+    return LoadResult(wall, [w for w, _ in ok], sum(d for _, d in ok), len(results) - len(ok))
 
 
 def memory_section(

@@ -15,12 +15,12 @@ import json
 import os
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import httpx
 from clips import OUT, Clip, clip
-from report import Table, concurrently, header, loadavg, percentile
+from load import closed_loop
+from report import Table, header, loadavg, percentile
 from service import Service
 
 
@@ -41,17 +41,6 @@ def configs(cores: int) -> dict[str, dict[str, str]]:
             "CPU_THREADS": str(half),
         },
     }
-
-
-def _client(service: Service, clips: list[Clip], count: int, offset: int, out: list) -> None:
-    with httpx.Client(base_url=service.url, timeout=3600) as client:
-        for k in range(count):
-            chosen = clips[(offset + k) % len(clips)]
-            try:
-                wall, _ = service.request(chosen, client=client)
-                out.append(("ok", wall, chosen.duration_s))
-            except httpx.HTTPError:
-                out.append(("error", 0.0, 0.0))
 
 
 def replicas_ready(service: Service, count: int) -> None:
@@ -83,22 +72,17 @@ def throughput(
                 for c in clips:
                     service.request(c)
             for n in clients:
-                results: list[tuple[str, float, float]] = []
-                wall = concurrently(
-                    [partial(_client, service, clips, per_client, i, results) for i in range(n)]
-                )
-                ok = [(w, d) for status, w, d in results if status == "ok"]
-                audio = sum(d for _, d in ok)
+                run = closed_loop(service, clips, n, per_client)
                 table.add(
                     label,
                     n,
-                    len(results),
-                    len(results) - len(ok),
-                    f"{wall:.1f}",
-                    f"{len(ok) / wall * 60:.1f}",
-                    f"{audio / wall:.1f}",
-                    f"{percentile([w for w, _ in ok], 50):.2f}",
-                    f"{percentile([w for w, _ in ok], 95):.2f}",
+                    len(run.latencies) + run.errors,
+                    run.errors,
+                    f"{run.wall_s:.1f}",
+                    f"{len(run.latencies) / run.wall_s * 60:.1f}",
+                    f"{run.audio_s / run.wall_s:.1f}",
+                    f"{percentile(run.latencies, 50):.2f}",
+                    f"{percentile(run.latencies, 95):.2f}",
                 )
                 print(table.rows[-1], flush=True)
     return table

@@ -17,11 +17,11 @@ import argparse
 import json
 import sys
 import tempfile
-from functools import partial
 from pathlib import Path
 
 from clips import OUT, Clip, clip
-from report import Table, concurrently, header, loadavg, percentile
+from load import closed_loop
+from report import Table, header, loadavg, percentile
 from service import Service
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -31,19 +31,6 @@ CONFIGS = {
     "off (MAX_BATCH_WINDOWS=0, sequential)": {"MAX_BATCH_WINDOWS": "0", "GPU_CONCURRENCY": "1"},
     "on (MAX_BATCH_WINDOWS=16)": {"MAX_BATCH_WINDOWS": "16", "MAX_ACTIVE_REQUESTS": "16"},
 }
-
-
-def _client(service: Service, clips: list[Clip], count: int, offset: int, out: list) -> None:
-    import httpx
-
-    with httpx.Client(base_url=service.url, timeout=3600) as client:
-        for k in range(count):
-            chosen = clips[(offset + k) % len(clips)]
-            try:
-                wall, _ = service.request(chosen, client=client)
-                out.append(("ok", wall))
-            except httpx.HTTPError:
-                out.append(("error", 0.0))
 
 
 def throughput(
@@ -59,20 +46,16 @@ def throughput(
             for c in clips:
                 service.request(c)  # warm-up: first-call set-up of every clip's shape
             for n in clients:
-                results: list[tuple[str, float]] = []
-                wall = concurrently(
-                    [partial(_client, service, clips, per_client, i, results) for i in range(n)]
-                )
-                ok = [w for status, w in results if status == "ok"]
+                run = closed_loop(service, clips, n, per_client)
                 table.add(
                     label,
                     n,
-                    len(results),
-                    len(results) - len(ok),
-                    f"{wall:.1f}",
-                    f"{len(ok) / wall * 60:.1f}",
-                    f"{percentile(ok, 50):.2f}",
-                    f"{percentile(ok, 95):.2f}",
+                    len(run.latencies) + run.errors,
+                    run.errors,
+                    f"{run.wall_s:.1f}",
+                    f"{len(run.latencies) / run.wall_s * 60:.1f}",
+                    f"{percentile(run.latencies, 50):.2f}",
+                    f"{percentile(run.latencies, 95):.2f}",
                 )
     return table
 
