@@ -73,7 +73,12 @@ async def asr(
     work = asr_request(fields)
     transcriber: Transcriber = request.app.state.transcriber
     settings = request.app.state.settings
-    async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
+    async with saved_upload(
+        audio_file,
+        settings.max_file_size_bytes,
+        field="audio_file",
+        folder=request.app.state.upload_dir,
+    ) as path:
         transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     writer = writer_for(fmt)
     filename = f"{upload_name(audio_file)}.{writer.extension}"
@@ -100,7 +105,12 @@ async def detect_language(
     fields = await _fields(request)
     transcriber: Transcriber = request.app.state.transcriber
     settings = request.app.state.settings
-    async with saved_upload(audio_file, settings.max_file_size_bytes, field="audio_file") as path:
+    async with saved_upload(
+        audio_file,
+        settings.max_file_size_bytes,
+        field="audio_file",
+        folder=request.app.state.upload_dir,
+    ) as path:
         guess = await transcriber.detect_language(
             path,
             model=fields.text("model"),

@@ -149,7 +149,9 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     if stream:
         resources = AsyncExitStack()
         try:
-            path = await resources.enter_async_context(saved_upload(file, limit, field="file"))
+            path = await resources.enter_async_context(
+                saved_upload(file, limit, field="file", folder=request.app.state.upload_dir)
+            )
             await asyncio.to_thread(check_upload, path)  # an unreadable file is still a 400
         except BaseException:
             await resources.aclose()
@@ -160,7 +162,7 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
 
         events = transcription_events(run, resources, fmt, known_names)
         return await stream_response(request.url.path, events)
-    async with saved_upload(file, limit, field="file") as path:
+    async with saved_upload(file, limit, field="file", folder=request.app.state.upload_dir) as path:
         transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     if fmt == "diarized_json":
         return JSONResponse(diarized(transcript, known_names).model_dump(exclude_none=True))

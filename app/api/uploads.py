@@ -41,15 +41,18 @@ def _copy_limited(src: BinaryIO, dst: BinaryIO, limit: int) -> int:
 
 @asynccontextmanager
 async def saved_upload(
-    upload: UploadFile | None, limit_bytes: int, *, field: str
+    upload: UploadFile | None, limit_bytes: int, *, field: str, folder: Path | None = None
 ) -> AsyncIterator[Path]:
-    """Yield a path holding the upload's bytes; the file is deleted on exit, always."""
+    """Yield a path holding the upload's bytes; the file is deleted on exit, always.
+    `folder`: where (ray mode: storage every replica reads); None = the system's temp."""
     if upload is None or not isinstance(upload, UploadFile):
         raise InvalidRequest(
             f"No audio file was sent: attach it as the '{field}' form field.", param=field
         )
     suffix = Path(upload.filename or "").suffix[:16]
-    fd, name = tempfile.mkstemp(prefix="asr-upload-", suffix=suffix)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="asr-upload-", suffix=suffix, dir=folder)
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:

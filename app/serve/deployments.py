@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -56,8 +57,11 @@ class Transcription:
         self.replica = context.replica_id.unique_id
         self.worker_id = f"{context.deployment}-{self.replica}"
         self.state = SimpleNamespace(settings=settings)
+        # Decoded audio stays on this node's disk, in this replica's own folder: DATA_DIR
+        # is shared by every replica (a start empties its work folder).
+        work = Path(tempfile.gettempdir()) / "whisperx-work" / self.worker_id
         self._services: AbstractAsyncContextManager[None] = model_services(
-            settings, self.state, worker_id=self.worker_id, worker_load=self.load
+            settings, self.state, worker_id=self.worker_id, worker_load=self.load, work_root=work
         )
         await self._services.__aenter__()
         if settings.preload_model:

@@ -133,6 +133,8 @@ async def front_services(settings: Settings, state: Any, handle: Any) -> AsyncIt
     state.job_store = store = JobStore(settings.job_database_url)
     await asyncio.to_thread(store.migrate)
     (settings.data_dir / "uploads").mkdir(parents=True, exist_ok=True)
+    # A synchronous request's upload is read by whichever replica Serve picks: shared storage.
+    state.upload_dir = settings.data_dir / "uploads" / "requests"
 
     def check(request: TranscriptionRequest) -> None:
         """The model and options, as a replica will check them (no download here)."""

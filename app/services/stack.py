@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from app import __version__
@@ -49,13 +50,17 @@ async def model_services(
     engine: Engine | None = None,
     worker_id: str | None = None,
     worker_load: Callable[[], dict[str, Any]] | None = None,
+    work_root: Path | None = None,
 ) -> AsyncIterator[None]:
     """Build the services on `state` (app.state, or a replica's namespace) and tear them
     down on exit. `engine` replaces the configured one (tests); `worker_id` and
-    `worker_load` name the job worker and report its load (ray replicas)."""
+    `worker_load` name the job worker and report its load (ray replicas); `work_root` is
+    where decoded audio of transcriptions in progress goes, this process's alone (emptied
+    at start and at exit; default DATA_DIR/work)."""
     state.started_at = time.monotonic()
     tune_malloc()  # before any model or worker thread allocates
     state.serve_mode = settings.serve_mode
+    state.upload_dir = None  # uploads of synchronous requests: the system's temp folder
     state.metrics = metrics = Metrics()
     state.hub = HubClient(settings)
     state.registry = ModelRegistry(settings, state.hub)
@@ -99,7 +104,7 @@ async def model_services(
         decoder=decoder,
         vad_threads=settings.vad_threads if settings.vad_threads >= 0 else None,
     )
-    work_root = settings.data_dir / "work"
+    work_root = work_root or settings.data_dir / "work"
     # Decoded audio of transcriptions a stopped server left behind: their jobs start over.
     await asyncio.to_thread(shutil.rmtree, work_root, True)
     state.transcriber = Transcriber(state.pipeline, admission, metrics, state.evictor, work_root)
@@ -152,6 +157,8 @@ async def model_services(
         await asyncio.to_thread(state.model_cache.unload_all)
         torch_thread.close()
         await asyncio.to_thread(decoder.close)
+        if work_root != settings.data_dir / "work":
+            await asyncio.to_thread(shutil.rmtree, work_root, True)
 
 
 def build_scheduler(
