@@ -5,7 +5,9 @@ of two replicas). Requests and transcripts cross as the domain objects themselve
 A replica that dies while it holds a request (killed, out of memory, its node lost) costs the
 client nothing: the upload is on storage every replica reads, so the call is made again, on
 another replica, up to RETRIES times. A service error raised in the replica (bad model, queue
-full, undecodable audio) reaches the router as that same error."""
+full, undecodable audio) reaches the router as that same error. `disconnected` is not polled:
+when a client goes away, Serve's proxy cancels its request and the handle calls it made (a
+transcription still queued in its replica never runs)."""
 
 from __future__ import annotations
 
