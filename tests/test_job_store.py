@@ -120,14 +120,14 @@ def test_a_lone_server_requeues_what_it_left_running(store: JobStore) -> None:
 
 def test_workers_report_their_load(store: JobStore) -> None:
     started = time.time()
-    store.report_worker("a", started, {"running": 1})
-    store.report_worker("b", started + 1, {"running": 0})
-    store.report_worker("a", started, {"running": 2})
-    seen = store.workers(seen_after=started - 1)
+    store.workers.report("a", started, {"running": 1})
+    store.workers.report("b", started + 1, {"running": 0})
+    store.workers.report("a", started, {"running": 2})
+    seen = store.workers.seen_since(started - 1)
     assert [(w.id, w.stats["running"]) for w in seen] == [("a", 2), ("b", 0)]
-    store.remove_worker("a")
-    assert [w.id for w in store.workers(seen_after=started - 1)] == ["b"]
-    assert store.workers(seen_after=time.time() + 10) == []
+    store.workers.remove("a")
+    assert [w.id for w in store.workers.seen_since(started - 1)] == ["b"]
+    assert store.workers.seen_since(time.time() + 10) == []
 
 
 def test_an_owed_webhook_is_claimed_by_one_worker(store: JobStore) -> None:

@@ -4,12 +4,12 @@ SQLite under DATA_DIR by default (WAL journal: a write survives the process bein
 PostgreSQL when workers on several machines share it. A running job holds a lease (its
 worker's id and a heartbeat): only that worker may record its progress and its end, and a
 job whose lease ran out goes back to the queue. The workers table holds each worker's
-heartbeat and load. Every method is a short transaction and blocks: call them from threads.
+heartbeat and load (app/jobs/workers.py). Every method is a short transaction and blocks:
+call them from threads.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+
+from app.jobs.workers import WorkerBoard
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -56,14 +58,6 @@ jobs = sa.Table(
     sa.Column("worker_id", sa.String(64)),
     sa.Column("heartbeat_at", sa.Float),
 )
-workers = sa.Table(
-    "workers",
-    _metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("heartbeat_at", sa.Float, nullable=False),
-    sa.Column("stats", sa.Text, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -93,16 +87,6 @@ class Job:
     heartbeat_at: float | None = None
 
 
-@dataclass(frozen=True)
-class Worker:
-    """A worker's last report: `stats` is its load (requests, queued windows, jobs)."""
-
-    id: str
-    started_at: float
-    heartbeat_at: float
-    stats: dict[str, Any]
-
-
 _COLUMNS = [f.name for f in fields(Job)]
 
 
@@ -126,6 +110,7 @@ class JobStore:
             sa.event.listen(self._engine, "connect", _enable_wal)
         else:
             self._engine = sa.create_engine(url, pool_pre_ping=True)
+        self.workers = WorkerBoard(self._engine)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -354,28 +339,3 @@ class JobStore:
             rows = [_job(r) for r in c.execute(sa.select(jobs).where(condition)).all()]
             c.execute(jobs.delete().where(condition))
         return rows
-
-    # --- workers -------------------------------------------------------------------------
-    def report_worker(self, worker_id: str, started_at: float, stats: dict[str, Any]) -> None:
-        """Insert or refresh a worker's heartbeat and load."""
-        values = {"heartbeat_at": time.time(), "stats": json.dumps(stats)}
-        with self._engine.begin() as c:
-            updated = c.execute(workers.update().where(workers.c.id == worker_id).values(values))
-            if not updated.rowcount:
-                c.execute(workers.insert().values(id=worker_id, started_at=started_at, **values))
-
-    def remove_worker(self, worker_id: str) -> None:
-        with self._engine.begin() as c:
-            c.execute(workers.delete().where(workers.c.id == worker_id))
-
-    def workers(self, seen_after: float) -> list[Worker]:
-        """Workers that reported after `seen_after` (the others are gone), oldest first;
-        older rows are removed."""
-        with self._engine.begin() as c:
-            c.execute(workers.delete().where(workers.c.heartbeat_at < seen_after - 3600))
-            rows = c.execute(
-                sa.select(workers)
-                .where(workers.c.heartbeat_at >= seen_after)
-                .order_by(workers.c.started_at, workers.c.id)
-            ).all()
-        return [Worker(r.id, r.started_at, r.heartbeat_at, json.loads(r.stats)) for r in rows]

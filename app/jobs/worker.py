@@ -119,7 +119,7 @@ class JobWorker:
                 log.info("handed %d running job(s) back to the queue", len(released))
         if self._load is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._store.remove_worker, self.worker_id)
+                await asyncio.to_thread(self._store.workers.remove, self.worker_id)
 
     @property
     def alive(self) -> bool:
@@ -141,7 +141,7 @@ class JobWorker:
                 if self._load is not None:
                     stats = {**self._load(), "jobs_done": self.jobs_done}
                     await asyncio.to_thread(
-                        self._store.report_worker, self.worker_id, self._started_at, stats
+                        self._store.workers.report, self.worker_id, self._started_at, stats
                     )
             except Exception:  # a database hiccup must not end the heartbeat
                 log.exception("job lease renewal failed")

@@ -15,7 +15,8 @@ from app import __version__
 from app.config import Settings
 from app.engines.select import engine_name
 from app.jobs.service import JobService
-from app.jobs.store import JobStore, Worker
+from app.jobs.store import JobStore
+from app.jobs.workers import Worker
 from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
@@ -35,7 +36,7 @@ class DeploymentView:
 
     async def replicas(self) -> list[Worker]:
         seen_after = time.time() - self._settings.job_lease_seconds
-        self.latest = await asyncio.to_thread(self._store.workers, seen_after)
+        self.latest = await asyncio.to_thread(self._store.workers.seen_since, seen_after)
         return self.latest
 
     @staticmethod
