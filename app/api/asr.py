@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from app.api.asr_schemas import AsrTranscript
 from app.api.openapi_spec import detail_errors, transcript_content, upload_body
 from app.api.params import Fields, asr_request
-from app.api.uploads import require_multipart, saved_upload, upload_name
+from app.api.uploads import request_upload, require_multipart, upload_name
 from app.languages import language_name
 from app.services.transcriber import Transcriber
 from app.writers import writer_for
@@ -72,13 +72,7 @@ async def asr(
     fmt = fields.choice("output_format", "output", options=OUTPUTS, default="json")
     work = asr_request(fields)
     transcriber: Transcriber = request.app.state.transcriber
-    settings = request.app.state.settings
-    async with saved_upload(
-        audio_file,
-        settings.max_file_size_bytes,
-        field="audio_file",
-        folder=request.app.state.upload_dir,
-    ) as path:
+    async with request_upload(request, audio_file, field="audio_file") as path:
         transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     writer = writer_for(fmt)
     filename = f"{upload_name(audio_file)}.{writer.extension}"
@@ -104,13 +98,7 @@ async def detect_language(
 ) -> JSONResponse:
     fields = await _fields(request)
     transcriber: Transcriber = request.app.state.transcriber
-    settings = request.app.state.settings
-    async with saved_upload(
-        audio_file,
-        settings.max_file_size_bytes,
-        field="audio_file",
-        folder=request.app.state.upload_dir,
-    ) as path:
+    async with request_upload(request, audio_file, field="audio_file") as path:
         guess = await transcriber.detect_language(
             path,
             model=fields.text("model"),

@@ -25,7 +25,7 @@ from app.api.openapi_spec import openai_errors, text_content, upload_body
 from app.api.params import Fields, form_list
 from app.api.speaker_references import FORM_PART_BYTES, MAX_KNOWN_SPEAKERS, known_speakers
 from app.api.transcription_stream import STREAM_FORMATS, stream_response, transcription_events
-from app.api.uploads import require_multipart, saved_upload
+from app.api.uploads import request_upload, require_multipart
 from app.domain import DecodeOptions, Task, Transcript
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
 from app.pipeline.asr import TextSink
@@ -140,7 +140,6 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
         word_timestamps="word" in granularities,
     )
     transcriber: Transcriber = request.app.state.transcriber
-    limit = request.app.state.settings.max_file_size_bytes
     work = TranscriptionRequest(
         model=fields.text("model"),
         options=options,
@@ -149,9 +148,7 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     if stream:
         resources = AsyncExitStack()
         try:
-            path = await resources.enter_async_context(
-                saved_upload(file, limit, field="file", folder=request.app.state.upload_dir)
-            )
+            path = await resources.enter_async_context(request_upload(request, file, field="file"))
             await asyncio.to_thread(check_upload, path)  # an unreadable file is still a 400
         except BaseException:
             await resources.aclose()
@@ -162,7 +159,7 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
 
         events = transcription_events(run, resources, fmt, known_names)
         return await stream_response(request.url.path, events)
-    async with saved_upload(file, limit, field="file", folder=request.app.state.upload_dir) as path:
+    async with request_upload(request, file, field="file") as path:
         transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     if fmt == "diarized_json":
         return JSONResponse(diarized(transcript, known_names).model_dump(exclude_none=True))

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,6 +63,16 @@ async def saved_upload(
     finally:
         await upload.close()
         path.unlink(missing_ok=True)
+
+
+def request_upload(
+    request: Request, upload: UploadFile | None, *, field: str
+) -> AbstractAsyncContextManager[Path]:
+    """saved_upload with this app's size limit and upload folder (its state)."""
+    state = request.app.state
+    return saved_upload(
+        upload, state.settings.max_file_size_bytes, field=field, folder=state.upload_dir
+    )
 
 
 async def persist_upload(
