@@ -9,7 +9,6 @@ after the stream has begun is an event carrying OpenAI's `error` object (the SDK
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
@@ -21,13 +20,15 @@ from fastapi.responses import Response
 from app.api.error_handlers import error_response
 from app.api.openai_schemas import diarized, usage_of
 from app.api.sse import event, event_stream
-from app.domain import Segment, Transcript
+from app.domain import Transcript
 from app.errors import ServiceError, status_for
+from app.pipeline.asr import TextSink
+from app.services.transcriber import text_as_decoded
 
 log = logging.getLogger(__name__)
 
 STREAM_FORMATS = ("json", "text", "diarized_json")
-Transcribe = Callable[[Callable[[tuple[Segment, ...]], None]], Coroutine[Any, Any, Transcript]]
+Transcribe = Callable[[TextSink], Coroutine[Any, Any, Transcript]]
 
 
 class _Deltas:
@@ -56,20 +57,14 @@ async def transcription_events(
 ) -> AsyncGenerator[bytes]:
     """Run `transcribe(on_text)` and stream its text; `resources` (the saved upload) are
     released when the stream ends, however it ends."""
-    loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def on_text(segments: tuple[Segment, ...]) -> None:  # called from a worker thread
-        loop.call_soon_threadsafe(pieces.put_nowait, "".join(s.text for s in segments))
-
-    task = asyncio.create_task(transcribe(on_text))
-    task.add_done_callback(lambda _: pieces.put_nowait(None))
+    decoded = text_as_decoded(transcribe)
     deltas = _Deltas()
     try:
-        while (piece := await pieces.get()) is not None:
-            if delta := deltas(piece):
+        async for kind, value in decoded:
+            if kind == "done":
+                transcript: Transcript = value
+            elif delta := deltas("".join(s.text for s in value)):
                 yield event({"type": "transcript.text.delta", "delta": delta})
-        transcript = task.result()
         if fmt == "diarized_json":
             for segment in diarized(transcript, known_names).segments:
                 yield event(segment.model_dump())
@@ -92,8 +87,7 @@ async def transcription_events(
         message = "Internal server error; the log has the details."
         yield event({"error": {"message": message, "type": "server_error", "code": None}})
     finally:
-        if not task.done():  # the client went away: stop waiting for the work
-            task.cancel()
+        await decoded.aclose()  # the client went away: stop waiting for the work
         await resources.aclose()
 
 

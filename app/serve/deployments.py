@@ -17,7 +17,6 @@ simple mode)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import tempfile
@@ -34,9 +33,10 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from app.config import Settings
-from app.domain import LanguageGuess, Segment, Transcript
+from app.domain import LanguageGuess, Transcript
 from app.pipeline.runner import TranscriptionRequest
 from app.services.stack import model_services
+from app.services.transcriber import text_as_decoded
 
 APP_NAME = "whisperx"
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -80,23 +80,11 @@ class Transcription:
         self, path: str, request: TranscriptionRequest
     ) -> AsyncIterator[tuple[str, Any]]:
         """("text", segments) as each window is decoded, then ("done", transcript)."""
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[tuple[Segment, ...] | None] = asyncio.Queue()
-
-        def on_text(segments: tuple[Segment, ...]) -> None:  # from a worker thread
-            loop.call_soon_threadsafe(pieces.put_nowait, segments)
-
-        task = asyncio.create_task(
-            self.state.transcriber.transcribe(Path(path), request, on_text=on_text)
-        )
-        task.add_done_callback(lambda _: pieces.put_nowait(None))
-        try:
-            while (segments := await pieces.get()) is not None:
-                yield ("text", segments)
-            yield ("done", task.result())
-        finally:
-            if not task.done():
-                task.cancel()
+        transcriber = self.state.transcriber
+        async for item in text_as_decoded(
+            lambda on_text: transcriber.transcribe(Path(path), request, on_text=on_text)
+        ):
+            yield item
 
     async def detect_language(self, path: str, model: str | None, encoded: bool) -> LanguageGuess:
         guess: LanguageGuess = await self.state.transcriber.detect_language(

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
-from app.domain import LanguageGuess, Transcript
+from app.domain import LanguageGuess, Segment, Transcript
 from app.metrics import Metrics
 from app.pipeline.asr import TextSink
 from app.pipeline.runner import Pipeline, Progress, TranscriptionRequest
@@ -23,6 +24,30 @@ Disconnected = Callable[[], Awaitable[bool]]
 
 def _no_progress(stage: str, fraction: float) -> None:
     return None
+
+
+async def text_as_decoded(
+    transcribe: Callable[[TextSink], Coroutine[Any, Any, Transcript]],
+) -> AsyncGenerator[tuple[str, Any]]:
+    """Run `transcribe(on_text)` and yield ("text", segments) for each window as it is
+    decoded (on_text is called from worker threads), then ("done", transcript); the
+    transcription's error, if any, is raised here. Closing the generator early (the client
+    went away) cancels the run."""
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[tuple[Segment, ...] | None] = asyncio.Queue()
+
+    def on_text(segments: tuple[Segment, ...]) -> None:
+        loop.call_soon_threadsafe(pieces.put_nowait, segments)
+
+    task = asyncio.create_task(transcribe(on_text))
+    task.add_done_callback(lambda _: pieces.put_nowait(None))
+    try:
+        while (segments := await pieces.get()) is not None:
+            yield ("text", segments)
+        yield ("done", task.result())
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 class Transcriber:
