@@ -88,6 +88,16 @@ class Job:
 
 
 _COLUMNS = [f.name for f in fields(Job)]
+_REQUEUED: dict[str, Any] = {"status": QUEUED, "stage": QUEUED, "progress": 0.0, "worker_id": None}
+"""A running job back in the queue, to be run again from the start by any worker."""
+
+
+def _stale(stale_before: float) -> Any:
+    """Running jobs whose lease was last renewed before `stale_before`."""
+    return sa.and_(
+        jobs.c.status == RUNNING,
+        sa.or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < stale_before),
+    )
 
 
 def _job(row: Any) -> Job:
@@ -205,10 +215,7 @@ class JobStore:
 
     @staticmethod
     def _release_expired(c: sa.Connection, stale_before: float, max_attempts: int) -> None:
-        expired = sa.and_(
-            jobs.c.status == RUNNING,
-            sa.or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < stale_before),
-        )
+        expired = _stale(stale_before)
         c.execute(
             jobs.update()
             .where(expired, jobs.c.attempts >= max_attempts)
@@ -219,11 +226,7 @@ class JobStore:
                 worker_id=None,
             )
         )
-        c.execute(
-            jobs.update()
-            .where(expired)
-            .values(status=QUEUED, stage=QUEUED, progress=0.0, worker_id=None)
-        )
+        c.execute(jobs.update().where(expired).values(**_REQUEUED))
 
     def _leased(self, job_id: str, owner: str, **values: Any) -> bool:
         """Update a running job only while `owner` (a worker id) holds its lease."""
@@ -285,34 +288,17 @@ class JobStore:
         mine = sa.and_(jobs.c.status == RUNNING, jobs.c.worker_id == worker_id)
         with self._engine.begin() as c:
             ids = [r.id for r in c.execute(sa.select(jobs.c.id).where(mine))]
-            c.execute(
-                jobs.update()
-                .where(mine)
-                .values(
-                    status=QUEUED,
-                    stage=QUEUED,
-                    progress=0.0,
-                    worker_id=None,
-                    attempts=jobs.c.attempts - 1,
-                )
-            )
+            c.execute(jobs.update().where(mine).values(**_REQUEUED, attempts=jobs.c.attempts - 1))
         return ids
 
     def requeue_interrupted(self, stale_before: float) -> list[str]:
         """Running jobs whose lease was last renewed before `stale_before` go back to the
         queue (done again from the start: nothing of a half-done transcription is kept).
         A lone server passes its start time: every job left running is its own."""
-        condition = sa.and_(
-            jobs.c.status == RUNNING,
-            sa.or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < stale_before),
-        )
+        condition = _stale(stale_before)
         with self._engine.begin() as c:
             ids = [r.id for r in c.execute(sa.select(jobs.c.id).where(condition))]
-            c.execute(
-                jobs.update()
-                .where(condition)
-                .values(status=QUEUED, stage=QUEUED, progress=0.0, worker_id=None)
-            )
+            c.execute(jobs.update().where(condition).values(**_REQUEUED))
         return ids
 
     def claim_webhook(self, job_id: str) -> bool:
