@@ -20,8 +20,7 @@ class QueuedWindowsPolicy:
     def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
         per_replica = ctx.aggregated_metrics.get("queued_windows", {})
         queued = sum(per_replica.values())
-        wanted = math.ceil(queued / self.target) if queued else ctx.current_num_replicas
-        if queued == 0 and ctx.current_num_replicas > ctx.capacity_adjusted_min_replicas:
-            wanted = ctx.current_num_replicas - 1  # idle: one fewer each decision
+        # Idle: one fewer each decision (never below the minimum, clamped below).
+        wanted = math.ceil(queued / self.target) if queued else ctx.current_num_replicas - 1
         low, high = ctx.capacity_adjusted_min_replicas, ctx.capacity_adjusted_max_replicas
         return max(low, min(high, wanted)), ctx.policy_state
