@@ -10,13 +10,13 @@ import logging
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from app.api.asr_schemas import AsrTranscript
-from app.api.openapi_spec import detail_errors, transcript_content, upload_body
+from app.api.openapi_spec import detail_errors, transcript_content
 from app.api.params import Fields, asr_request
-from app.api.uploads import request_upload, require_multipart, upload_name
+from app.api.uploads import request_upload, upload_name, upload_route
 from app.languages import language_name
 from app.services.transcriber import Transcriber
 from app.writers import writer_for
@@ -46,8 +46,7 @@ async def _fields(request: Request) -> Fields:
     "/asr",
     summary="Transcribe or translate an audio file",
     responses={200: transcript_content(AsrTranscript)},
-    dependencies=[Depends(require_multipart)],
-    openapi_extra=upload_body("audio_file"),
+    **upload_route("audio_file"),
 )
 async def asr(
     request: Request,
@@ -87,8 +86,7 @@ async def asr(
 @router.post(
     "/detect-language",
     summary="Detect the spoken language",
-    dependencies=[Depends(require_multipart)],
-    openapi_extra=upload_body("audio_file"),
+    **upload_route("audio_file"),
 )
 async def detect_language(
     request: Request,

@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from app.api.asr_schemas import AsrTranscript
@@ -22,11 +22,10 @@ from app.api.openapi_spec import (
     json_query_parameter,
     openai_errors,
     transcript_content,
-    upload_body,
 )
 from app.api.params import Fields, asr_request
 from app.api.sse import event_stream
-from app.api.uploads import persist_upload, require_multipart
+from app.api.uploads import persist_upload, upload_route
 from app.errors import InvalidRequest
 from app.jobs.service import JobService
 from app.jobs.summary import job_summary
@@ -97,9 +96,8 @@ _JOB_LINKS = {
     "",
     status_code=202,
     summary="Submit a transcription job",
-    dependencies=[Depends(require_multipart)],
     responses={202: {"model": JobObject, "links": _JOB_LINKS}},
-    openapi_extra=upload_body("file"),
+    **upload_route("file"),
 )
 async def submit_job(
     request: Request,

@@ -7,7 +7,7 @@ from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.api.event_schemas import TRANSCRIPTION_EVENTS, sse_content
@@ -21,11 +21,11 @@ from app.api.openai_schemas import (
     usage_of,
     verbose,
 )
-from app.api.openapi_spec import openai_errors, text_content, upload_body
+from app.api.openapi_spec import openai_errors, text_content
 from app.api.params import Fields, form_list
 from app.api.speaker_references import FORM_PART_BYTES, MAX_KNOWN_SPEAKERS, known_speakers
 from app.api.transcription_stream import STREAM_FORMATS, stream_response, transcription_events
-from app.api.uploads import request_upload, require_multipart
+from app.api.uploads import request_upload, upload_route
 from app.domain import DecodeOptions, Task, Transcript
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
 from app.pipeline.asr import TextSink
@@ -213,8 +213,7 @@ _TEMPERATURE = "0 (default) = automatic fallback; 0 < t <= 1 = sampling"
     "/audio/transcriptions",
     summary="Transcribe audio (OpenAI-compatible)",
     responses={200: _AUDIO_CONTENT},
-    dependencies=[Depends(require_multipart)],
-    openapi_extra=upload_body("file"),
+    **upload_route("file"),
 )
 async def transcriptions(
     request: Request,
@@ -244,8 +243,7 @@ async def transcriptions(
     "/audio/translations",
     summary="Translate audio to English (OpenAI-compatible)",
     responses={200: _AUDIO_CONTENT},
-    dependencies=[Depends(require_multipart)],
-    openapi_extra=upload_body("file"),
+    **upload_route("file"),
 )
 async def translations(
     request: Request,

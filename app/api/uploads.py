@@ -9,14 +9,21 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 
+from app.api.openapi_spec import upload_body
 from app.errors import EmptyUpload, InvalidRequest, UnsupportedMediaType, UploadTooLarge
 
 _COPY_CHUNK = 1024 * 1024
+
+
+def upload_route(field: str) -> dict[str, Any]:
+    """What every upload route declares: the multipart check (a 415 otherwise) and, in the
+    spec, the media types of its file part `field`."""
+    return {"dependencies": [Depends(require_multipart)], "openapi_extra": upload_body(field)}
 
 
 async def require_multipart(request: Request) -> None:
