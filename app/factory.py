@@ -29,7 +29,7 @@ log = logging.getLogger("app")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    remote = getattr(app.state, "remote", None)
+    remote = app.state.remote
     if remote is not None:  # the ingress of a Ray Serve application: no model work here
         from app.serve.front import front_services  # the ray extra, imported only then
 

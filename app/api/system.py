@@ -54,7 +54,7 @@ async def info(request: Request) -> JSONResponse:
 @router.get("/health", summary="Liveness and what is loaded")
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
-    deployment = getattr(state, "deployment", None)
+    deployment = state.deployment
     if deployment is not None:  # ray mode: every replica, as it last reported
         body = await deployment.health()
         uptime = round(time.monotonic() - state.started_at, 1)
@@ -87,7 +87,7 @@ async def health(request: Request) -> JSONResponse:
 )
 async def metrics(request: Request) -> Response:
     state = request.app.state
-    deployment = getattr(state, "deployment", None)
+    deployment = state.deployment
     if deployment is not None:
         await deployment.refresh_metrics()
     else:
@@ -101,7 +101,7 @@ async def metrics(request: Request) -> Response:
     "/queue-metrics", summary="Admission queue and window scheduler state", responses=_KEYED
 )
 async def queue_metrics(request: Request) -> JSONResponse:
-    deployment = getattr(request.app.state, "deployment", None)
+    deployment = request.app.state.deployment
     if deployment is not None:  # ray mode: the sums over replicas, and each replica
         return JSONResponse(await deployment.queue_metrics())
     admission = request.app.state.admission

@@ -61,6 +61,7 @@ async def model_services(
     tune_malloc()  # before any model or worker thread allocates
     state.serve_mode = settings.serve_mode
     state.upload_dir = None  # uploads of synchronous requests: the system's temp folder
+    state.deployment = None  # one process: /health and the metrics describe this one
     state.metrics = metrics = Metrics()
     state.hub = HubClient(settings)
     state.registry = ModelRegistry(settings, state.hub)
