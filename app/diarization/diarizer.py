@@ -86,6 +86,13 @@ class Diarizer:
                     embeddings[str(label)] = [round(float(x), 6) for x in vector]
         return Diarization(tuple(sorted(turns, key=lambda t: t.start_ms)), embeddings, self.name)
 
+    def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
+        """Stretches of speech (16 kHz) -> one embedding each, by the pipeline's own
+        embedding network (offline pipelines only: theirs have `embed_many`)."""
+        with self._lock:
+            result: np.ndarray = self._pipeline._embedding.embed_many(wavs)
+        return result
+
     def embed(self, audio: Audio) -> list[float] | None:
         """The voice in `audio` (a short sample of one speaker), in the space of this
         pipeline's speaker embeddings; None when the sample holds too little speech. An

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from app.config import Settings
 from app.diarization.diarizer import Diarization, Diarizer, SpeakerLimits
@@ -17,6 +19,7 @@ from app.diarization.pipelines import (
     build_offline,
     offline_name,
 )
+from app.diarization.reassign import reassign_turns
 from app.domain import Audio
 from app.models.hub import HubClient
 from app.services.model_cache import ModelCache
@@ -92,7 +95,18 @@ class DiarizationService:
 
     def _run(self, name: str, audio: Audio, limits: SpeakerLimits) -> Diarization:
         with self._lend(name) as diarizer:
-            return diarizer.diarize(audio, limits)
+            found = diarizer.diarize(audio, limits)
+            if name != self._offline:  # hub pipelines' embeddings have no embed_many
+                return found
+            turns, moved = reassign_turns(
+                found.turns,
+                found.embeddings,
+                np.asarray(audio.samples, dtype=np.float32),
+                audio.sample_rate,
+                diarizer.embed_many,
+            )
+        log.info("%d of %d turns moved to a nearer speaker", moved, len(turns))
+        return replace(found, turns=turns)
 
     def embed_voices(self, pipeline: str, samples: list[Audio]) -> list[list[float] | None]:
         """Blocking. Each sample's voice as `pipeline` (the one that diarized the
