@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from clips import SCRIPT, read_mono_16k, write_flac
-from diar_mixes import broadcast, jfk_phrases, jfk_wav, real_conversation, sample_pieces
+from diar_mixes import broadcast, jfk_wav, real_conversation, sample_pieces, spoken_phrases
 
 OUT = Path(__file__).resolve().parent / "out" / "diar"
 RATE = 16000
@@ -175,7 +175,7 @@ def _hard_files(out: Path) -> list[DevFile]:
         return []
     wav = _sample_wav()
     pieces = sample_pieces(wav, wav.with_suffix(".rttm"))
-    phrases = jfk_phrases(jfk)
+    phrases = spoken_phrases(jfk)
     pieces += [("JFK", p) for p in phrases]
     real = _mixed(out, "real-3spk", lambda: real_conversation(pieces, 28, seed=4))
     phone = out / "real-3spk-phone.wav"
@@ -204,7 +204,7 @@ def variant_set(out: Path = OUT / "variants") -> list[DevFile]:
     if jfk is None:
         return []
     wav = _sample_wav()
-    phrases = jfk_phrases(jfk)
+    phrases = spoken_phrases(jfk)
     pieces = [*sample_pieces(wav, wav.with_suffix(".rttm")), *(("JFK", p) for p in phrases)]
     files = []
     for seed in (11, 12, 13, 14):

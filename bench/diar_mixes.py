@@ -191,5 +191,6 @@ def broadcast(
     return np.clip(mix, -1, 1), reference
 
 
-def jfk_phrases(path: Path) -> list[np.ndarray]:
+def spoken_phrases(path: Path) -> list[np.ndarray]:
+    """A recording of one voice cut into its phrases (at pauses of 0.25 s or more)."""
     return _phrases(read_mono_16k(path).astype(np.float32) / 32768)

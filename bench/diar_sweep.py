@@ -12,7 +12,9 @@ Embeddings are cached per (chunk, mask), so a threshold sweep costs one embeddin
 
 A configuration is `embedding@threshold[/step[/min_cluster_size[/linkage]]]`; embedding is
 ge2e, campplus or fused (both, concatenated), with `+c` for constrained assignment (two
-speakers of one chunk never join one cluster); linkage centroid (default), average, ...
+speakers of one chunk never join one cluster) and `+r` for the service's turns (the
+exclusive diarization, each turn reassigned to its nearest speaker; without it, the
+pipeline's overlapping output is scored); linkage centroid (default), average, ...
 """
 
 from __future__ import annotations
@@ -43,23 +45,26 @@ class Config:
     min_cluster_size: int = 12
     method: str = "centroid"
     constrained: bool = False
+    reassigned: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Config:
-        embedding, _, rest = text.partition("@")
+        name, _, rest = text.partition("@")
+        embedding, *flags = name.split("+")
         parts = rest.split("/")
         return cls(
-            embedding.removesuffix("+c"),
+            embedding,
             float(parts[0]),
             float(parts[1]) if len(parts) > 1 else 0.1,
             int(parts[2]) if len(parts) > 2 else 12,
             parts[3] if len(parts) > 3 else "centroid",
-            embedding.endswith("+c"),
+            "c" in flags,
+            "r" in flags,
         )
 
     def __str__(self) -> str:
         method = "" if self.method == "centroid" else f"/{self.method}"
-        name = f"{self.embedding}+c" if self.constrained else self.embedding
+        name = self.embedding + "+c" * self.constrained + "+r" * self.reassigned
         return f"{name}@{self.threshold}/{self.step}/{self.min_cluster_size}{method}"
 
 
@@ -146,9 +151,11 @@ def run(config: Config, files: list[DevFile], made: dict[str, Any]) -> list[dict
         samples = decode_to_pcm(file.path, Path("/tmp/diar-sweep.pcm")).read()
         started = time.perf_counter()
         output = pipeline({"waveform": torch.from_numpy(samples)[None], "sample_rate": 16000})
-        took = time.perf_counter() - started
         found = output.speaker_diarization
         spans = [(t.start, t.end, label) for t, _, label in found.itertracks(yield_label=True)]
+        if config.reassigned:
+            spans = reassigned(output, samples, made[config.embedding].inner.embed_many)
+        took = time.perf_counter() - started
         rows.append(
             {
                 "file": file.name,
@@ -160,6 +167,23 @@ def run(config: Config, files: list[DevFile], made: dict[str, Any]) -> list[dict
         )
         print(rows[-1], flush=True)
     return rows
+
+
+def reassigned(output: Any, samples: np.ndarray, embed_many: Any) -> list[Any]:
+    """The service's turns: the exclusive diarization, each turn then given to its nearest
+    speaker (app/diarization/reassign.py)."""
+    from app.diarization.diarizer import SpeakerTurn
+    from app.diarization.reassign import reassign_turns
+
+    exclusive = output.exclusive_speaker_diarization
+    turns = [
+        SpeakerTurn(round(t.start * 1000), round(t.end * 1000), label)
+        for t, _, label in exclusive.itertracks(yield_label=True)
+    ]
+    labels = output.speaker_diarization.labels()
+    centroids = dict(zip(labels, output.speaker_embeddings, strict=False))
+    moved, _ = reassign_turns(turns, centroids, samples, 16000, embed_many)
+    return [(t.start_ms / 1000, t.end_ms / 1000, t.speaker) for t in moved]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
