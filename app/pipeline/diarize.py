@@ -1,11 +1,13 @@
-"""The diarization stage: long recordings in bounded memory.
+"""The diarization stage: only speech, long recordings in bounded memory.
 
-A recording up to one chunk long (5 minutes) is diarized whole, as before. A longer one is
-cut into spans of at most a chunk, at silences between speech regions, and each span is
-diarized on its own; the speakers found in each span are then linked across spans by
-agglomerative clustering of their embedding centroids (cosine distance, never merging two
-speakers of the same span). Only the spans' turns and a few centroids are kept, never the
-audio of the whole file.
+The diarizer hears the VAD's speech regions joined end to end (the silences of 2 s or more
+between them left out, as the ASR stage leaves them out), and its turns are mapped back to
+the recording, cut where they cross from one region into the next. Up to one chunk of
+speech (5 minutes) is diarized at once; more is cut into spans of at most a chunk of
+speech, at region boundaries, and each span is diarized on its own; the speakers found in
+each span are then linked across spans by agglomerative clustering of their embedding
+centroids (never merging two speakers of the same span). Only the spans' turns and a few
+centroids are kept, never the audio of the whole file.
 """
 
 from __future__ import annotations
@@ -18,26 +20,43 @@ import numpy as np
 from app.allocator import release_free_memory
 from app.diarization.diarizer import Diarization, SpeakerLimits, SpeakerTurn
 from app.diarization.service import DiarizationResult, DiarizationService
+from app.domain import Audio
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion
-from app.pipeline.windows import split_long
+from app.pipeline.windows import Window, pack_windows
 
 CHUNK_SAMPLES = 300 * SAMPLE_RATE
 
 
-def diarization_spans(
-    regions: list[SpeechRegion], total: int, chunk: int = CHUNK_SAMPLES
-) -> list[tuple[int, int]]:
-    """[start, end) sample spans that cover every speech region, each at most `chunk` long."""
-    if total <= chunk:
-        return [(0, total)]
-    spans: list[tuple[int, int]] = []
-    for region in split_long(regions, chunk):
-        if spans and region.end - spans[-1][0] <= chunk:
-            spans[-1] = (spans[-1][0], region.end)
-        else:
-            spans.append((region.start, region.end))
-    return spans
+def diarization_spans(regions: list[SpeechRegion], chunk: int = CHUNK_SAMPLES) -> list[Window]:
+    """Consecutive speech regions grouped into spans of at most `chunk` samples of speech
+    (a region longer than that is cut)."""
+    return pack_windows(regions, chunk)
+
+
+def to_recording(
+    turns: Sequence[SpeakerTurn], regions: Sequence[SpeechRegion]
+) -> list[SpeakerTurn]:
+    """Turns in the joined speech of `regions` -> turns in the recording, a turn that runs
+    from one region into the next cut in two (the silence left out between them is
+    nobody's)."""
+    bounds, joined = [], 0  # (first, end) in joined samples, recording = joined + offset
+    for region in regions:
+        bounds.append((joined, joined + region.samples, region.start - joined))
+        joined += region.samples
+    out = []
+    for turn in turns:
+        start, end = turn.start_ms * SAMPLE_RATE // 1000, turn.end_ms * SAMPLE_RATE // 1000
+        for first, last, offset in bounds:
+            if (a := max(start, first)) < (b := min(end, last)):
+                out.append(
+                    replace(
+                        turn,
+                        start_ms=(a + offset) * 1000 // SAMPLE_RATE,
+                        end_ms=(b + offset) * 1000 // SAMPLE_RATE,
+                    )
+                )
+    return out
 
 
 @dataclass
@@ -98,18 +117,22 @@ def diarize_recording(
     chunk: int = CHUNK_SAMPLES,
 ) -> DiarizationResult:
     """`chunk`: the longest span diarized at once, in samples (tests make it short)."""
-    spans = diarization_spans(regions, pcm.samples, chunk)
-    if len(spans) == 1:  # the whole recording at once, exactly as a short file always was
-        start, end = spans[0]
-        return service.diarize(pcm.audio(start, end), limits)
+    spans = diarization_spans(regions, chunk)
+    if len(spans) == 1:  # all the speech at once: no linking
+        span = spans[0]
+        result = service.diarize(Audio(span.speech(pcm), SAMPLE_RATE), limits)
+        if result.diarization is None:
+            return result
+        mapped = tuple(to_recording(result.diarization.turns, span.regions))
+        return replace(result, diarization=replace(result.diarization, turns=mapped))
     # Per span, only the upper bound on speakers holds: a span may hear fewer of them.
     span_limits = SpeakerLimits(max_speakers=limits.num_speakers or limits.max_speakers)
     turns: list[SpeakerTurn] = []
     local: list[tuple[int, str, list[float] | None]] = []
     notes: list[str] = []
     pipeline = ""
-    for index, (start, end) in enumerate(spans):
-        result = service.diarize(pcm.audio(start, end), span_limits)
+    for index, span in enumerate(spans):
+        result = service.diarize(Audio(span.speech(pcm), SAMPLE_RATE), span_limits)
         release_free_memory()
         notes.extend(n for n in result.notes if n not in notes)
         progress((index + 1) / len(spans))
@@ -117,18 +140,12 @@ def diarize_recording(
             return DiarizationResult(None, tuple(notes))
         found = result.diarization
         pipeline = found.pipeline
-        offset = start * 1000 // SAMPLE_RATE
         labels = dict.fromkeys(t.speaker for t in found.turns)
         for label in labels:
             local.append((index, f"{index}:{label}", found.embeddings.get(label)))
         turns += [
-            replace(
-                t,
-                start_ms=t.start_ms + offset,
-                end_ms=t.end_ms + offset,
-                speaker=f"{index}:{t.speaker}",
-            )
-            for t in found.turns
+            replace(t, speaker=f"{index}:{t.speaker}")
+            for t in to_recording(found.turns, span.regions)
         ]
     names = link_speakers(local, service.threshold, limits)
     vectors: dict[str, list[np.ndarray]] = {}

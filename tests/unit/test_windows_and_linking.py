@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.diarization.diarizer import SpeakerLimits
-from app.pipeline.diarize import diarization_spans, link_speakers
+from app.diarization.diarizer import SpeakerLimits, SpeakerTurn
+from app.pipeline.diarize import diarization_spans, link_speakers, to_recording
 from app.pipeline.vad import SpeechRegion
 from app.pipeline.windows import WINDOW_SAMPLES, Timeline, group_blocks, pack_windows
 
@@ -34,14 +34,31 @@ def test_timeline_maps_joined_speech_back_to_the_recording() -> None:
     assert timeline.to_recording_ms(3.0, timeline.region_of(3.0, is_end=True)) == 5_000
 
 
-def test_spans_cover_the_speech_cut_at_pauses() -> None:
-    assert diarization_spans([SpeechRegion(0, SR)], 100 * SR, chunk=600 * SR) == [(0, 100 * SR)]
+def test_spans_hold_at_most_a_chunk_of_speech_each_and_all_of_it() -> None:
+    one = [SpeechRegion(0, SR), SpeechRegion(90 * SR, 100 * SR)]
+    assert [s.regions for s in diarization_spans(one, chunk=600 * SR)] == [tuple(one)]
+    # 25 minutes of which 50 s each: 20.8 minutes of speech, 600 s of it per span at most.
     regions = [SpeechRegion(m * 60 * SR, (m * 60 + 50) * SR) for m in range(25)]
-    spans = diarization_spans(regions, 1500 * SR, chunk=600 * SR)
-    assert all(end - start <= 600 * SR for start, end in spans)
-    assert spans[0][0] == 0 and spans[-1][1] == (24 * 60 + 50) * SR
-    covered = [r for r in regions if any(s <= r.start and r.end <= e for s, e in spans)]
-    assert covered == regions
+    spans = diarization_spans(regions, chunk=600 * SR)
+    assert len(spans) == 3 and all(s.samples <= 600 * SR for s in spans)
+    assert [r for s in spans for r in s.regions] == regions
+    # One region longer than a chunk is cut.
+    assert [s.samples for s in diarization_spans([SpeechRegion(0, 700 * SR)], 600 * SR)] == [
+        600 * SR,
+        100 * SR,
+    ]
+
+
+def test_turns_in_joined_speech_map_back_cut_at_the_joins() -> None:
+    regions = [SpeechRegion(2 * SR, 5 * SR), SpeechRegion(10 * SR, 12 * SR)]
+    turns = [SpeakerTurn(0, 2_000, "A"), SpeakerTurn(2_000, 4_500, "B")]
+    # B runs from 2.0 s of the first region (4.0 s) into the second (to 11.5 s): two turns,
+    # the silence between the regions left to nobody.
+    assert to_recording(turns, regions) == [
+        SpeakerTurn(2_000, 4_000, "A"),
+        SpeakerTurn(4_000, 5_000, "B"),
+        SpeakerTurn(10_000, 11_500, "B"),
+    ]
 
 
 def test_linking_merges_the_same_voice_across_spans_but_never_within_one() -> None:
