@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from diar_devset import DevFile, development_set
+from diar_devset import DevFile, development_set, variant_set
 from service import Service, stage_delta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -315,12 +315,18 @@ def main() -> None:
         help="the service once per DIARIZATION_EMBEDDING (ge2e = the diarizer before CAM++)",
     )
     parser.add_argument("--files", default="", help="comma-separated names; default all")
+    parser.add_argument(
+        "--set",
+        choices=("dev", "variants"),
+        default="dev",
+        help="the development set, or 11 more arrangements of its real-voice and broadcast files",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diarization.md")
     args = parser.parse_args()
     args.out = args.out.resolve()  # the service runs from the repository root
     out = args.out.parent
     out.mkdir(parents=True, exist_ok=True)
-    files = development_set()
+    files = development_set() if args.set == "dev" else variant_set()
     if args.files:
         files = [f for f in files if f.name in args.files.split(",")]
     rows = [
