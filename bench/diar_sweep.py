@@ -136,14 +136,14 @@ def run(
 ) -> list[dict[str, Any]]:
     """`phase`: seconds of silence put before what the diarizer hears, so its 10 s chunks
     fall elsewhere on the speech (a recording's start is arbitrary; a choice that holds
-    only on one grid is luck). `speech_only`: the diarizer hears the VAD's speech regions
-    joined, as the service does, its turns mapped back to the recording."""
+    only on one grid is luck). `speech_only`: the diarizer hears what the service's does (the
+    VAD's speech regions joined across pauses under 10 s), turns mapped back."""
     import torch
 
     from app.diarization.diarizer import SpeakerTurn
     from app.diarization.pipelines import build_offline
     from app.pipeline.decode import decode_to_pcm
-    from app.pipeline.diarize import to_recording
+    from app.pipeline.diarize import heard_regions, to_recording
     from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
 
     pipeline = build_offline("cpu", "ge2e", config.threshold, step=config.step)
@@ -166,7 +166,7 @@ def run(
         samples = pcm.read()
         regions = [SpeechRegion(0, len(samples))]
         if speech_only:
-            regions = speech_regions(speech_probabilities(pcm), pcm.samples)
+            regions = heard_regions(speech_regions(speech_probabilities(pcm), pcm.samples))
         lead = int(phase * 16000)
         heard = np.concatenate(
             [np.zeros(lead, np.float32), *(samples[r.start : r.end] for r in regions)]
@@ -272,7 +272,7 @@ def main() -> None:
     parser.add_argument(
         "--heard",
         default="whole",
-        help="comma-separated: whole (the file) and/or speech (VAD regions joined)",
+        help="comma-separated: whole (the file) and/or speech (what the service hears)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diar_sweep.md")
     args = parser.parse_args()

@@ -1,8 +1,12 @@
 """The diarization stage: only speech, long recordings in bounded memory.
 
-The diarizer hears the VAD's speech regions joined end to end (the silences of 2 s or more
-between them left out, as the ASR stage leaves them out), and its turns are mapped back to
-the recording, cut where they cross from one region into the next. Up to one chunk of
+The diarizer hears the VAD's speech regions joined end to end, without the silence, music
+or noise of 10 s or more between them, and its turns are mapped back to the recording,
+cut where they cross from one region into the next. Shorter pauses stay in: a 10 s
+segmentation chunk sees speech on both sides of them, and leaving them out as well
+(every non-speech stretch of 2 s or more, as the ASR stage does) measurably hurt
+(bench/RESULTS.md, "Only speech": a broadcast's guest merged with another voice without
+its jingles, at every chunk grid tried). Up to one chunk of
 speech (5 minutes) is diarized at once; more is cut into spans of at most a chunk of
 speech, at region boundaries, and each span is diarized on its own; the speakers found in
 each span are then linked across spans by agglomerative clustering of their embedding
@@ -26,12 +30,26 @@ from app.pipeline.vad import SpeechRegion
 from app.pipeline.windows import Window, pack_windows
 
 CHUNK_SAMPLES = 300 * SAMPLE_RATE
+LONGEST_HEARD_GAP = 10 * SAMPLE_RATE
+
+
+def heard_regions(
+    regions: Sequence[SpeechRegion], gap: int = LONGEST_HEARD_GAP
+) -> list[SpeechRegion]:
+    """Speech regions joined across pauses shorter than `gap` samples."""
+    out: list[SpeechRegion] = []
+    for region in regions:
+        if out and region.start - out[-1].end < gap:
+            out[-1] = SpeechRegion(out[-1].start, region.end)
+        else:
+            out.append(region)
+    return out
 
 
 def diarization_spans(regions: list[SpeechRegion], chunk: int = CHUNK_SAMPLES) -> list[Window]:
-    """Consecutive speech regions grouped into spans of at most `chunk` samples of speech
-    (a region longer than that is cut)."""
-    return pack_windows(regions, chunk)
+    """What the diarizer hears (`heard_regions`), grouped into spans of at most `chunk`
+    samples each (a region longer than that is cut)."""
+    return pack_windows(heard_regions(regions), chunk)
 
 
 def to_recording(

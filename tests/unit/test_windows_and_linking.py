@@ -35,8 +35,11 @@ def test_timeline_maps_joined_speech_back_to_the_recording() -> None:
 
 
 def test_spans_hold_at_most_a_chunk_of_speech_each_and_all_of_it() -> None:
-    one = [SpeechRegion(0, SR), SpeechRegion(90 * SR, 100 * SR)]
-    assert [s.regions for s in diarization_spans(one, chunk=600 * SR)] == [tuple(one)]
+    # Pauses under 10 s are heard; longer silence is left out.
+    one = [SpeechRegion(0, SR), SpeechRegion(5 * SR, 8 * SR), SpeechRegion(90 * SR, 100 * SR)]
+    assert [s.regions for s in diarization_spans(one, chunk=600 * SR)] == [
+        (SpeechRegion(0, 8 * SR), SpeechRegion(90 * SR, 100 * SR))
+    ]
     # 25 minutes of which 50 s each: 20.8 minutes of speech, 600 s of it per span at most.
     regions = [SpeechRegion(m * 60 * SR, (m * 60 + 50) * SR) for m in range(25)]
     spans = diarization_spans(regions, chunk=600 * SR)
