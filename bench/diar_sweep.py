@@ -143,7 +143,7 @@ def run(
     from app.diarization.diarizer import SpeakerTurn
     from app.diarization.pipelines import build_offline
     from app.pipeline.decode import decode_to_pcm
-    from app.pipeline.diarize import heard_regions, to_recording
+    from app.pipeline.diarize import diarization_spans, to_recording
     from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
 
     pipeline = build_offline("cpu", "ge2e", config.threshold, step=config.step)
@@ -166,7 +166,8 @@ def run(
         samples = pcm.read()
         regions = [SpeechRegion(0, len(samples))]
         if speech_only:
-            regions = heard_regions(speech_regions(speech_probabilities(pcm), pcm.samples))
+            found = speech_regions(speech_probabilities(pcm), pcm.samples)
+            regions = [r for span in diarization_spans(found) for r in span.regions]
         lead = int(phase * 16000)
         heard = np.concatenate(
             [np.zeros(lead, np.float32), *(samples[r.start : r.end] for r in regions)]

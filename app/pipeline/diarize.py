@@ -27,29 +27,35 @@ from app.diarization.service import DiarizationResult, DiarizationService
 from app.domain import Audio
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion
-from app.pipeline.windows import Window, pack_windows
+from app.pipeline.windows import Window, split_long
 
 CHUNK_SAMPLES = 300 * SAMPLE_RATE
 LONGEST_HEARD_GAP = 10 * SAMPLE_RATE
 
 
-def heard_regions(
-    regions: Sequence[SpeechRegion], gap: int = LONGEST_HEARD_GAP
-) -> list[SpeechRegion]:
-    """Speech regions joined across pauses shorter than `gap` samples."""
-    out: list[SpeechRegion] = []
-    for region in regions:
-        if out and region.start - out[-1].end < gap:
-            out[-1] = SpeechRegion(out[-1].start, region.end)
+def diarization_spans(
+    regions: list[SpeechRegion], chunk: int = CHUNK_SAMPLES, gap: int = LONGEST_HEARD_GAP
+) -> list[Window]:
+    """What the diarizer hears, span by span: the speech regions in order, a pause shorter
+    than `gap` samples heard with them (the regions on each side joined), each span at most
+    `chunk` samples long. A span is closed at a region boundary, so a long recording is cut
+    at pauses; only a region longer than a chunk is cut inside."""
+    spans: list[list[SpeechRegion]] = []
+    heard = 0
+    for region in split_long(regions, chunk):
+        last = spans[-1][-1] if spans else None
+        pause = region.start - last.end if last is not None else gap
+        cost = region.samples + (pause if pause < gap else 0)
+        if last is None or heard + cost > chunk:
+            spans.append([region])
+            heard = region.samples
+            continue
+        if pause < gap:
+            spans[-1][-1] = SpeechRegion(last.start, region.end)
         else:
-            out.append(region)
-    return out
-
-
-def diarization_spans(regions: list[SpeechRegion], chunk: int = CHUNK_SAMPLES) -> list[Window]:
-    """What the diarizer hears (`heard_regions`), grouped into spans of at most `chunk`
-    samples each (a region longer than that is cut)."""
-    return pack_windows(heard_regions(regions), chunk)
+            spans[-1].append(region)
+        heard += cost
+    return [Window(tuple(span)) for span in spans]
 
 
 def to_recording(

@@ -45,6 +45,15 @@ def test_spans_hold_at_most_a_chunk_of_speech_each_and_all_of_it() -> None:
     spans = diarization_spans(regions, chunk=600 * SR)
     assert len(spans) == 3 and all(s.samples <= 600 * SR for s in spans)
     assert [r for s in spans for r in s.regions] == regions
+    # Speech with short pauses only: the pauses are heard, and a full span is closed at a
+    # pause, never inside a region.
+    talk = [SpeechRegion(m * 101 * SR, (m * 101 + 100) * SR) for m in range(5)]
+    spans = diarization_spans(talk, chunk=250 * SR)
+    assert [s.regions for s in spans] == [
+        (SpeechRegion(0, 201 * SR),),
+        (SpeechRegion(202 * SR, 403 * SR),),
+        (SpeechRegion(404 * SR, 504 * SR),),
+    ]
     # One region longer than a chunk is cut.
     assert [s.samples for s in diarization_spans([SpeechRegion(0, 700 * SR)], 600 * SR)] == [
         600 * SR,
