@@ -6,12 +6,13 @@ cut where they cross from one region into the next. Shorter pauses stay in: a 10
 segmentation chunk sees speech on both sides of them, and leaving them out as well
 (every non-speech stretch of 2 s or more, as the ASR stage does) measurably hurt
 (bench/RESULTS.md, "Only speech": a broadcast's guest merged with another voice without
-its jingles, at every chunk grid tried). Up to one chunk of
-speech (5 minutes) is diarized at once; more is cut into spans of at most a chunk of
-speech, at region boundaries, and each span is diarized on its own; the speakers found in
-each span are then linked across spans by agglomerative clustering of their embedding
-centroids (never merging two speakers of the same span). Only the spans' turns and a few
-centroids are kept, never the audio of the whole file.
+its jingles, at every chunk grid tried).
+
+Up to one chunk of that (5 minutes) is diarized at once; more is cut into spans of at
+most a chunk, at region boundaries, and each span is diarized on its own; the speakers
+found in each span are then linked across spans by agglomerative clustering of their
+embedding centroids (never merging two speakers of the same span). Only the spans' turns
+and a few centroids are kept, never the audio of the whole file.
 """
 
 from __future__ import annotations
