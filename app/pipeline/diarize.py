@@ -28,7 +28,7 @@ from app.diarization.service import DiarizationResult, DiarizationService
 from app.domain import Audio
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion
-from app.pipeline.windows import Window, split_long
+from app.pipeline.windows import Timeline, Window, split_long
 
 CHUNK_SAMPLES = 300 * SAMPLE_RATE
 LONGEST_HEARD_GAP = 10 * SAMPLE_RATE
@@ -65,23 +65,14 @@ def to_recording(
     """Turns in the joined speech of `regions` -> turns in the recording, a turn that runs
     from one region into the next cut in two (the silence left out between them is
     nobody's)."""
-    bounds, joined = [], 0  # (first, end) in joined samples, recording = joined + offset
-    for region in regions:
-        bounds.append((joined, joined + region.samples, region.start - joined))
-        joined += region.samples
-    out = []
-    for turn in turns:
-        start, end = turn.start_ms * SAMPLE_RATE // 1000, turn.end_ms * SAMPLE_RATE // 1000
-        for first, last, offset in bounds:
-            if (a := max(start, first)) < (b := min(end, last)):
-                out.append(
-                    replace(
-                        turn,
-                        start_ms=(a + offset) * 1000 // SAMPLE_RATE,
-                        end_ms=(b + offset) * 1000 // SAMPLE_RATE,
-                    )
-                )
-    return out
+    timeline = Timeline(tuple(regions))
+    return [
+        replace(turn, start_ms=a * 1000 // SAMPLE_RATE, end_ms=b * 1000 // SAMPLE_RATE)
+        for turn in turns
+        for a, b in timeline.recording_pieces(
+            turn.start_ms * SAMPLE_RATE // 1000, turn.end_ms * SAMPLE_RATE // 1000
+        )
+    ]
 
 
 @dataclass

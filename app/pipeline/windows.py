@@ -115,3 +115,13 @@ class Timeline:
     def to_recording_ms(self, seconds: float, region: int) -> int:
         # Rounded to 10 ms first, as faster-whisper's own map does: the same times as before.
         return round(round(self._offsets[region] / SAMPLE_RATE + seconds, 2) * 1000)
+
+    def recording_pieces(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Joined-speech samples [start, end) -> [start, end) in the recording, one piece per
+        region they reach into (the silence left out between regions is in none)."""
+        pieces, first = [], 0
+        for last, offset in zip(self._ends, self._offsets, strict=True):
+            if (a := max(start, first)) < (b := min(end, last)):
+                pieces.append((a + offset, b + offset))
+            first = last
+        return pieces
