@@ -41,20 +41,18 @@ def reassign_turns(
     stay as they are."""
     units = {k: u for k, v in centroids.items() if (u := unit_vector(np.asarray(v))) is not None}
     shortest = int(shortest_s * sample_rate)
-    judged = [
-        i
+    speech = {
+        i: stretch
         for i, t in enumerate(turns)
-        if t.speaker in units
-        and (t.end_ms - t.start_ms) * sample_rate // 1000 >= shortest
-        and len(_speech(samples, t, sample_rate)) >= shortest
-    ]
-    if len(units) < 2 or not judged:
+        if t.speaker in units and len(stretch := _speech(samples, t, sample_rate)) >= shortest
+    }
+    if len(units) < 2 or not speech:
         return tuple(turns), 0
     labels = list(units)
     matrix = np.stack([units[k] for k in labels])
-    vectors = embed_many([_speech(samples, turns[i], sample_rate) for i in judged])
+    vectors = embed_many(list(speech.values()))
     out, moved = list(turns), 0
-    for i, vector in zip(judged, vectors, strict=True):
+    for i, vector in zip(speech, vectors, strict=True):
         unit = unit_vector(np.asarray(vector, dtype=np.float64))
         if unit is None:
             continue
