@@ -26,7 +26,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +140,10 @@ def run(
     VAD's speech regions joined across pauses under 10 s), turns mapped back."""
     import torch
 
-    from app.diarization.diarizer import SpeakerTurn
+    from app.diarization.diarizer import Diarizer, SpeakerLimits, SpeakerTurn
     from app.diarization.pipelines import build_offline
+    from app.diarization.reassign import reassign_turns
+    from app.domain import Audio
     from app.pipeline.decode import decode_to_pcm
     from app.pipeline.diarize import diarization_spans, to_recording
     from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
@@ -160,29 +162,36 @@ def run(
         }
     )
     name = f"{config} ~{phase}" + (" speech" if speech_only else "")
+    diarizer = Diarizer(name, pipeline)
     rows = []
     for file in files:
         pcm = decode_to_pcm(file.path, Path("/tmp/diar-sweep.pcm"))
         samples = pcm.read()
         regions = [SpeechRegion(0, len(samples))]
         if speech_only:
-            found = speech_regions(speech_probabilities(pcm), pcm.samples)
-            regions = [r for span in diarization_spans(found) for r in span.regions]
+            vad = speech_regions(speech_probabilities(pcm), pcm.samples)
+            regions = [r for span in diarization_spans(vad) for r in span.regions]
         lead = int(phase * 16000)
         heard = np.concatenate(
             [np.zeros(lead, np.float32), *(samples[r.start : r.end] for r in regions)]
         )
         started = time.perf_counter()
-        output = pipeline({"waveform": torch.from_numpy(heard)[None], "sample_rate": 16000})
-        found = output.speaker_diarization
-        spans = [(t.start, t.end, who) for t, _, who in found.itertracks(yield_label=True)]
-        if config.reassigned:
-            spans = reassigned(output, heard, made[config.embedding].inner.embed_many)
+        if config.reassigned:  # the service's turns: the Diarizer's, then reassigned
+            found = diarizer.diarize(Audio(heard), SpeakerLimits())
+            embed_many = made[config.embedding].inner.embed_many
+            heard_turns, _ = reassign_turns(found.turns, found.embeddings, heard, 16000, embed_many)
+        else:  # the pipeline's own (overlapping) output
+            output = pipeline({"waveform": torch.from_numpy(heard)[None], "sample_rate": 16000})
+            heard_turns = tuple(
+                SpeakerTurn(round(t.start * 1000), round(t.end * 1000), who)
+                for t, _, who in output.speaker_diarization.itertracks(yield_label=True)
+            )
         took = time.perf_counter() - started
+        lead_ms = lead * 1000 // 16000
         turns = [
-            SpeakerTurn(max(0, round(a * 1000) - lead // 16), round(b * 1000) - lead // 16, who)
-            for a, b, who in spans
-            if round(b * 1000) > lead // 16
+            replace(t, start_ms=max(0, t.start_ms - lead_ms), end_ms=t.end_ms - lead_ms)
+            for t in heard_turns
+            if t.end_ms > lead_ms
         ]
         spans = [
             (t.start_ms / 1000, t.end_ms / 1000, t.speaker) for t in to_recording(turns, regions)
@@ -198,23 +207,6 @@ def run(
         )
         print(rows[-1], flush=True)
     return rows
-
-
-def reassigned(output: Any, samples: np.ndarray, embed_many: Any) -> list[Any]:
-    """The service's turns: the exclusive diarization, each turn then given to its nearest
-    speaker (app/diarization/reassign.py)."""
-    from app.diarization.diarizer import SpeakerTurn
-    from app.diarization.reassign import reassign_turns
-
-    exclusive = output.exclusive_speaker_diarization
-    turns = [
-        SpeakerTurn(round(t.start * 1000), round(t.end * 1000), label)
-        for t, _, label in exclusive.itertracks(yield_label=True)
-    ]
-    labels = output.speaker_diarization.labels()
-    centroids = dict(zip(labels, output.speaker_embeddings, strict=False))
-    moved, _ = reassign_turns(turns, centroids, samples, 16000, embed_many)
-    return [(t.start_ms / 1000, t.end_ms / 1000, t.speaker) for t in moved]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
