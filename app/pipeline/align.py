@@ -1,5 +1,6 @@
-"""The alignment stage in bounded memory: wav2vec2 forced alignment over spans of at most
-ten minutes of consecutive segments, each with only its own audio read from disk."""
+"""The alignment stage in bounded memory: forced alignment (wav2vec2 or PocketSphinx) over
+spans of at most ten minutes of consecutive segments, each with only its own audio read
+from disk."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from app.domain import Segment, Transcript
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 
 SPAN_MS = 600_000
+MARGIN_MS = 1_000
+"""Audio heard beyond a span's first and last segment (not into the next span's): Whisper's
+segment edges can clip a word's first or last sound, and an aligner needs all of it."""
 
 
 def _spans(segments: tuple[Segment, ...]) -> list[list[Segment]]:
@@ -28,12 +32,17 @@ def align_in_spans(
     segments: list[Segment] = []
     notes: list[str] = []
     method = transcript.word_timestamps
-    for span in _spans(transcript.segments):
-        start_ms, end_ms = span[0].start_ms, span[-1].end_ms
+    spans = _spans(transcript.segments)
+    for k, span in enumerate(spans):
+        after_ms = spans[k - 1][-1].end_ms if k else 0
+        before_ms = spans[k + 1][0].start_ms if k + 1 < len(spans) else pcm.duration_ms
+        start_ms = min(span[0].start_ms, max(after_ms, span[0].start_ms - MARGIN_MS))
+        end_ms = max(span[-1].end_ms, min(before_ms, span[-1].end_ms + MARGIN_MS))
         audio = pcm.audio(start_ms * SAMPLE_RATE // 1000, end_ms * SAMPLE_RATE // 1000 + 1)
         part = replace(transcript, segments=tuple(s.shifted(-start_ms) for s in span))
         result = aligner.align(part, audio)
         notes.extend(n for n in result.notes if n not in notes)
         segments.extend(s.shifted(start_ms) for s in result.transcript.segments)
-        method = result.transcript.word_timestamps if not result.notes else method
+        if result.transcript.word_timestamps != transcript.word_timestamps:
+            method = result.transcript.word_timestamps
     return replace(transcript, segments=tuple(segments), word_timestamps=method), tuple(notes)

@@ -199,7 +199,7 @@ class Pipeline:
         )
         notes: list[str] = []
         aligner = self.aligner
-        if transcript.word_timestamps and aligner is not None and aligner.wants_wav2vec2():
+        if aligner is not None and aligner.method(transcript) is not None:
             progress("align", _SPANS["align"][0])
             transcript, found = self._timed(
                 "align",

@@ -87,4 +87,11 @@ def test_wanted_but_unavailable_wav2vec2_falls_back_with_a_note(
 
 def test_auto_alignment_never_tries_wav2vec2_when_the_hub_is_unreachable(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="auto", hf_hub_offline=True)
-    assert not Aligner(settings, HubClient(settings), ModelCache(), "cpu").wants_wav2vec2()
+    transcript = Transcript(
+        (Segment(0, 0, 500, " a", words=(Word(0, 500, " a", 0.5),)),),
+        "es",
+        1.0,
+        500,
+        word_timestamps="whisper-dtw",
+    )
+    assert Aligner(settings, HubClient(settings), ModelCache(), "cpu").method(transcript) is None
