@@ -30,6 +30,9 @@ from app.domain import Word
 FRAME_S = 0.01  # PocketSphinx's frame (100 frames per second)
 PAUSE_MS = 500
 """A gap of at least this between two of Whisper's words may hold a cut between stretches."""
+LONGEST_STRETCH_MS = 30_000
+"""Longer speech without such a pause is cut at its widest gap between words: one failure
+costs at most this much of Whisper's times, and the aligner's search stays small."""
 SEARCH_MS = 300
 """A cut is placed at the quietest 100 ms within this distance of Whisper's pause."""
 MAX_SHIFT_MS = 1_000
@@ -132,14 +135,24 @@ class _Run:
         self.stretches = self._stretches()
 
     def _stretches(self) -> list[tuple[int, int]]:
-        """Index ranges [i, j) of words between Whisper's pauses."""
-        cuts = [
-            i
-            for i in range(1, len(self.words))
-            if self.words[i].start_ms - self.words[i - 1].end_ms >= PAUSE_MS
-        ]
-        edges = [0, *cuts, len(self.words)]
-        return list(itertools.pairwise(edges))
+        """Index ranges [i, j) of words between Whisper's pauses; a stretch longer than
+        LONGEST_STRETCH_MS (speech without a pause) is halved at its widest gap."""
+        cuts = [i for i in range(1, len(self.words)) if self._gap_ms(i) >= PAUSE_MS]
+        todo = list(itertools.pairwise([0, *cuts, len(self.words)]))
+        out: list[tuple[int, int]] = []
+        while todo:
+            first, last = todo.pop(0)
+            length_ms = self.words[last - 1].end_ms - self.words[first].start_ms
+            if length_ms <= LONGEST_STRETCH_MS or last - first < 2:
+                out.append((first, last))
+                continue
+            middle = (first + last) / 2  # among equal gaps, the one nearest the middle
+            widest = max(range(first + 1, last), key=lambda i: (self._gap_ms(i), -abs(i - middle)))
+            todo[:0] = [(first, widest), (widest, last)]
+        return out
+
+    def _gap_ms(self, i: int) -> int:
+        return self.words[i].start_ms - self.words[i - 1].end_ms
 
     def _cut_s(self, after: int) -> float:
         """Where the audio is cut between word `after - 1` and word `after`, in seconds."""

@@ -116,12 +116,14 @@ def wrong_words(file: DevFile, words: Spans) -> float:
     return wrong / judged if judged else 0.0
 
 
-def service_rows(
-    files: list[DevFile], model: str, out: Path, embedding: str
-) -> list[dict[str, Any]]:
+def service_rows(files: list[DevFile], model: str, out: Path, variant: str) -> list[dict[str, Any]]:
+    """`variant`: a DIARIZATION_EMBEDDING, optionally with an ALIGNMENT after a slash
+    (`campplus/dtw`: the same diarizer on Whisper's own word times)."""
+    embedding, _, alignment = variant.partition("/")
     env = {
         "DIARIZATION_MODEL": "offline",
         "DIARIZATION_EMBEDDING": embedding,
+        "ALIGNMENT": alignment or "auto",
         "HF_HUB_OFFLINE": "1",
     }
     rows = []
@@ -142,7 +144,7 @@ def service_rows(
             rows.append(
                 {
                     "file": file.name,
-                    "runner": f"service, {embedding}",
+                    "runner": f"service, {embedding}" + (f", {alignment}" if alignment else ""),
                     **by_words,
                     "der_segments": by_segments["der"],
                     "der_turns": score(file, word_turns(words))["der"],
@@ -319,7 +321,8 @@ def main() -> None:
     parser.add_argument(
         "--embeddings",
         default="campplus,ge2e",
-        help="the service once per DIARIZATION_EMBEDDING (ge2e = the diarizer before CAM++)",
+        help="the service once per DIARIZATION_EMBEDDING (ge2e = the diarizer before CAM++);"
+        " `name/dtw` runs it with ALIGNMENT=dtw (Whisper's own word times)",
     )
     parser.add_argument("--files", default="", help="comma-separated names; default all")
     parser.add_argument(

@@ -109,3 +109,21 @@ def test_the_aligner_for_each_transcript(
     )
     aligner = Aligner(settings, HubClient(settings), ModelCache(), "cpu")
     assert aligner.method(script) == expected
+
+
+def test_speech_without_pauses_is_aligned_in_stretches_of_at_most_30_s(tmp_path: Path) -> None:
+    samples = decode_to_pcm(CONVERSATION, tmp_path / "c.pcm").read()
+    # The conversation four times over, its pauses taken out of the words' rough times (as
+    # Whisper gives them for fast, continuous speech): 72 s in one run of words.
+    words: list[Word] = []
+    for k in range(4):
+        offset = k * len(samples) * 1000 // 16000
+        for w in rough_words(shift_s=0.0):
+            words.append(Word(w.start_ms + offset, w.end_ms + offset, w.text, w.probability))
+    joined = [
+        Word(words[i - 1].end_ms if i else w.start_ms, w.end_ms, w.text, w.probability)
+        for i, w in enumerate(words)
+    ]
+    aligned = PhoneticAligner().align(joined, np.tile(samples, 4))
+    assert aligned.stretches >= 3 and aligned.kept_whisper == 0
+    assert all(w.start_ms < w.end_ms for w in aligned.words)
