@@ -15,7 +15,7 @@ from app.config import Settings
 from app.domain import Audio, Segment, Transcript, Word
 from app.intervals import IntervalIndex
 from app.models.hub import HubClient
-from app.phonetic_alignment import PhoneticAligner
+from app.phonetic_alignment import AlignedWords, PhoneticAligner
 from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,10 @@ class Aligner:
         """Blocking. Returns the transcript with the aligner's word times, or unchanged."""
         method = self.method(transcript)
         if method == "pocketsphinx":
-            return self._align_phonetic(transcript, audio)
+            samples = np.asarray(audio.samples, dtype=np.float32)
+            return with_phonetic_times(
+                transcript, self._phonetic.align(words_of(transcript), samples)
+            )
         if method != "wav2vec2":
             return AlignmentResult(transcript)
         language = transcript.language
@@ -96,31 +99,34 @@ class Aligner:
             return AlignmentResult(transcript, (note,))
         return AlignmentResult(apply_alignment(transcript, result.get("segments", [])))
 
-    def _align_phonetic(self, transcript: Transcript, audio: Audio) -> AlignmentResult:
-        words = [w for s in transcript.segments for w in s.words]
-        aligned = self._phonetic.align(words, np.asarray(audio.samples, dtype=np.float32))
-        if aligned.kept_whisper:
-            log.info(
-                "pocketsphinx aligned %d of %d stretches of words; the rest keep whisper-dtw",
-                aligned.stretches - aligned.kept_whisper,
-                aligned.stretches,
-            )
-        if aligned.kept_whisper == aligned.stretches:
-            return AlignmentResult(transcript, (PHONETIC_PARTLY_NOTE,))
-        retimed = iter(aligned.words)
-        segments = tuple(
-            _spoken(s, tuple(next(retimed) for _ in s.words)) for s in transcript.segments
-        )
-        notes = (PHONETIC_PARTLY_NOTE,) if aligned.kept_whisper else ()
-        return AlignmentResult(
-            replace(transcript, segments=segments, word_timestamps="pocketsphinx"), notes
-        )
-
 
 PHONETIC_PARTLY_NOTE = (
     "pocketsphinx could not align some stretches of words (misheard words, an unusual "
     "voice or channel); those words keep Whisper's DTW times"
 )
+
+
+def words_of(transcript: Transcript) -> list[Word]:
+    return [w for s in transcript.segments for w in s.words]
+
+
+def with_phonetic_times(transcript: Transcript, aligned: AlignedWords) -> AlignmentResult:
+    """The transcript with PocketSphinx's times on its words (`aligned`: the words of
+    `words_of(transcript)`, in order), each segment spanning its words."""
+    if aligned.kept_whisper:
+        log.info(
+            "pocketsphinx aligned %d of %d stretches of words; the rest keep whisper-dtw",
+            aligned.stretches - aligned.kept_whisper,
+            aligned.stretches,
+        )
+    if aligned.kept_whisper == aligned.stretches:
+        return AlignmentResult(transcript, (PHONETIC_PARTLY_NOTE,))
+    retimed = iter(aligned.words)
+    segments = tuple(_spoken(s, tuple(next(retimed) for _ in s.words)) for s in transcript.segments)
+    notes = (PHONETIC_PARTLY_NOTE,) if aligned.kept_whisper else ()
+    return AlignmentResult(
+        replace(transcript, segments=segments, word_timestamps="pocketsphinx"), notes
+    )
 
 
 def _spoken(segment: Segment, words: tuple[Word, ...]) -> Segment:

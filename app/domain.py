@@ -55,7 +55,8 @@ class Transcript:
     task: Task = "transcribe"
     model: str = ""
     word_timestamps: str | None = None
-    """Where word times came from: `whisper-dtw`, or None when words were not requested."""
+    """Where word times came from: `whisper-dtw`, `wav2vec2` or `pocketsphinx` (forced
+    alignment), or None when words were not requested."""
     notes: tuple[str, ...] = ()
     """Degradations worth telling the client about (e.g. a stage that was skipped)."""
     diarization: str | None = None

@@ -21,6 +21,7 @@ import itertools
 import re
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,10 @@ class PhoneticAligner:
         return self._decoder
 
     def align(self, words: list[Word], samples: np.ndarray) -> AlignedWords:
-        """`words` in order, timed on `samples` (16 kHz mono float32); returns them retimed."""
+        """`words` in order, timed on `samples` (16 kHz mono: int16, or float in [-1, 1]);
+        returns them retimed."""
+        if samples.dtype != np.int16:  # as PcmFile.read scales them: exact for its samples
+            samples = np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)
         with self._lock:
             decoder = self._load()
             tokens = [self._token(decoder, w.text) for w in words]
@@ -111,6 +115,19 @@ class PhoneticAligner:
         return token
 
 
+_PROCESS_ALIGNER: list[PhoneticAligner] = []  # one per process, made on first use
+
+
+def align_pcm_span(words: list[Word], pcm_path: Path, start: int, end: int) -> AlignedWords:
+    """`PhoneticAligner.align` on samples [start, end) of a raw s16le 16 kHz file, read
+    here: what a CPU worker process runs (only the words and the file's name cross)."""
+    count = max(0, end - start)
+    pcm = np.fromfile(pcm_path, dtype="<i2", count=count, offset=2 * start)
+    if not _PROCESS_ALIGNER:
+        _PROCESS_ALIGNER.append(PhoneticAligner())
+    return _PROCESS_ALIGNER[0].align(words, pcm.astype(np.int16))
+
+
 def _in_order(words: list[Word]) -> list[Word]:
     """No word starts before the previous one ends: where an aligned stretch meets one that
     kept Whisper's times, a cut moved into the quiet can overlap Whisper's edge a little."""
@@ -125,10 +142,10 @@ def _in_order(words: list[Word]) -> list[Word]:
 
 class _Run:
     def __init__(
-        self, decoder: Any, words: list[Word], tokens: list[str | None], samples: np.ndarray
+        self, decoder: Any, words: list[Word], tokens: list[str | None], pcm: np.ndarray
     ) -> None:
         self.decoder, self.words, self.tokens = decoder, words, tokens
-        self.pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+        self.pcm = pcm
         frames = self.pcm[: len(self.pcm) // 160 * 160].astype(np.float32).reshape(-1, 160)
         energy = np.log10((frames**2).mean(axis=1) + 1e-3)
         self.quiet = np.convolve(energy, np.ones(_QUIET_FRAMES) / _QUIET_FRAMES, mode="same")

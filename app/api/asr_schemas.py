@@ -33,7 +33,8 @@ class AsrTranscript(BaseModel):
     duration: float
     model: str
     word_timestamps: str | None
-    """Where word times came from (whisper-dtw, wav2vec2), or null when not requested."""
+    """Where word times came from (whisper-dtw, wav2vec2, pocketsphinx), or null when not
+    requested."""
     diarization: str | None
     """The pipeline that labelled speakers, or null when speakers were not labelled."""
     speakers: list[str]

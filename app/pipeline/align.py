@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from app.alignment import Aligner
+from app.alignment import Aligner, AlignmentResult, with_phonetic_times, words_of
 from app.domain import Segment, Transcript
+from app.phonetic_alignment import align_pcm_span
+from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 
 SPAN_MS = 600_000
@@ -27,8 +29,10 @@ def _spans(segments: tuple[Segment, ...]) -> list[list[Segment]]:
 
 
 def align_in_spans(
-    aligner: Aligner, transcript: Transcript, pcm: PcmFile
+    aligner: Aligner, transcript: Transcript, pcm: PcmFile, workers: CpuWorkers
 ) -> tuple[Transcript, tuple[str, ...]]:
+    """PocketSphinx spans run in `workers` (they read their own audio from the PCM file);
+    wav2vec2 spans here, with their audio read here."""
     segments: list[Segment] = []
     notes: list[str] = []
     method = transcript.word_timestamps
@@ -38,9 +42,14 @@ def align_in_spans(
         before_ms = spans[k + 1][0].start_ms if k + 1 < len(spans) else pcm.duration_ms
         start_ms = min(span[0].start_ms, max(after_ms, span[0].start_ms - MARGIN_MS))
         end_ms = max(span[-1].end_ms, min(before_ms, span[-1].end_ms + MARGIN_MS))
-        audio = pcm.audio(start_ms * SAMPLE_RATE // 1000, end_ms * SAMPLE_RATE // 1000 + 1)
+        first, last = start_ms * SAMPLE_RATE // 1000, end_ms * SAMPLE_RATE // 1000 + 1
         part = replace(transcript, segments=tuple(s.shifted(-start_ms) for s in span))
-        result = aligner.align(part, audio)
+        result: AlignmentResult
+        if aligner.method(part) == "pocketsphinx":
+            aligned = workers.run(align_pcm_span, words_of(part), pcm.path, first, last)
+            result = with_phonetic_times(part, aligned)
+        else:
+            result = aligner.align(part, pcm.audio(first, last))
         notes.extend(n for n in result.notes if n not in notes)
         segments.extend(s.shifted(start_ms) for s in result.transcript.segments)
         if result.transcript.word_timestamps != transcript.word_timestamps:

@@ -33,7 +33,7 @@ from app.metrics import Metrics
 from app.models.registry import ModelRef, ModelRegistry
 from app.pipeline.align import align_in_spans
 from app.pipeline.asr import TextSink, transcribe_blocks
-from app.pipeline.decode_pool import AudioDecoder
+from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
@@ -103,14 +103,15 @@ class Pipeline:
         diarization: DiarizationService | None = None,
         torch_thread: ComputeThread | None = None,
         scheduler: WindowScheduler | None = None,
-        decoder: AudioDecoder | None = None,
+        cpu_workers: CpuWorkers | None = None,
         vad_threads: int | None = None,
     ) -> None:
         """`torch_thread`: where alignment and diarization run (app/compute_thread.py says
         why one thread); a new one when not given. `scheduler`: where windows are decoded,
         batched with other requests' windows; None = each request decodes its own windows
-        in blocks, one after another (the sequential decoder). `decoder`: where uploads are
-        decoded (worker processes); in the calling thread when not given. `vad_threads`:
+        in blocks, one after another (the sequential decoder). `cpu_workers`: where uploads
+        are decoded and English words aligned (worker processes); in the calling thread when
+        not given. `vad_threads`:
         how many requests run VAD at once (its network takes a core each; more at once
         only starve the thread that feeds the engine); by default the cores the decoders
         and that thread leave."""
@@ -123,9 +124,9 @@ class Pipeline:
         self.diarization = diarization
         self.torch_thread = torch_thread or ComputeThread("torch")
         self.scheduler = scheduler
-        self.decoder = decoder or AudioDecoder(0)
+        self.cpu_workers = cpu_workers or CpuWorkers(0)
         if vad_threads is None:
-            vad_threads = (os.cpu_count() or 2) - self.decoder.processes - 1
+            vad_threads = (os.cpu_count() or 2) - self.cpu_workers.processes - 1
         self._vad_slots = threading.BoundedSemaphore(max(1, vad_threads))
 
     # --- before the permit ----------------------------------------------------------------
@@ -149,7 +150,7 @@ class Pipeline:
         limit = self.settings.max_audio_duration_s or math.inf
         pcm = self._timed(
             "decode",
-            lambda: self.decoder.decode(
+            lambda: self.cpu_workers.decode(
                 src, work / "audio.pcm", encoded=encoded, max_duration_s=limit
             ),
         )
@@ -198,12 +199,16 @@ class Pipeline:
             len(transcript.segments),
         )
         notes: list[str] = []
-        aligner = self.aligner
-        if aligner is not None and aligner.method(transcript) is not None:
+        aligner, method = self.aligner, self.aligner and self.aligner.method(transcript)
+        if aligner is not None and method is not None:
             progress("align", _SPANS["align"][0])
+
+            def align() -> tuple[Transcript, tuple[str, ...]]:
+                return align_in_spans(aligner, transcript, pcm, self.cpu_workers)
+
+            # wav2vec2 is torch work (its thread); PocketSphinx runs in the CPU workers.
             transcript, found = self._timed(
-                "align",
-                lambda: self.torch_thread.run(lambda: align_in_spans(aligner, transcript, pcm)),
+                "align", (lambda: self.torch_thread.run(align)) if method == "wav2vec2" else align
             )
             notes.extend(found)
             release_free_memory()

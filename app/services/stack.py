@@ -31,7 +31,7 @@ from app.jobs.worker import JobWorker
 from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
-from app.pipeline.decode_pool import AudioDecoder, auto_processes
+from app.pipeline.cpu_workers import CpuWorkers, auto_processes
 from app.pipeline.runner import Pipeline
 from app.scheduler.window_scheduler import WindowScheduler, run_here
 from app.services.admission import Admission
@@ -90,8 +90,8 @@ async def model_services(
     # one thread (see its module).
     state.torch_thread = torch_thread = ComputeThread("torch")
     state.scheduler = scheduler = build_scheduler(settings, state.engine, torch_thread, metrics)
-    decoder = AudioDecoder(auto_processes(settings.decode_processes))
-    await asyncio.to_thread(decoder.warm_up)
+    cpu_workers = CpuWorkers(auto_processes(settings.decode_processes))
+    await asyncio.to_thread(cpu_workers.warm_up)
     state.pipeline = Pipeline(
         settings,
         state.engine,
@@ -102,7 +102,7 @@ async def model_services(
         diarization=DiarizationService(settings, state.hub, state.model_cache, device),
         torch_thread=torch_thread,
         scheduler=scheduler,
-        decoder=decoder,
+        cpu_workers=cpu_workers,
         vad_threads=settings.vad_threads if settings.vad_threads >= 0 else None,
     )
     work_root = work_root or settings.data_dir / "work"
@@ -157,7 +157,7 @@ async def model_services(
             await asyncio.to_thread(scheduler.close)
         await asyncio.to_thread(state.model_cache.unload_all)
         torch_thread.close()
-        await asyncio.to_thread(decoder.close)
+        await asyncio.to_thread(cpu_workers.close)
         if work_root != settings.data_dir / "work":
             await asyncio.to_thread(shutil.rmtree, work_root, True)
 

@@ -1,4 +1,6 @@
-"""Audio decoding in worker processes, off the serving process's GIL.
+"""CPU work that holds Python's GIL, in worker processes: decoding uploads, and PocketSphinx
+word alignment (its Cython calls hold the GIL: two alignments in two threads took twice as
+long as one on two idle cores).
 
 PyAV's decode loop holds the GIL for much of its time (a Python call per codec frame and per
 resampled block): in threads, four concurrent 10-minute decodes took 1.71 s on two cores
@@ -7,7 +9,7 @@ thread that feeds the engine. Worker processes (spawned, never forked: the serve
 threads and maybe a CUDA context) decode into the request's PCM file and send back only
 the file's name, or the request's error with its message and parameter.
 
-`processes=0` decodes in the calling thread, as before.
+`processes=0` runs everything in the calling thread, as before.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import logging
 import math
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from app.pipeline.decode import decode_to_pcm
 from app.pipeline.pcm import PcmFile
@@ -25,6 +29,8 @@ from app.pipeline.pcm import PcmFile
 log = logging.getLogger(__name__)
 
 _MAX_AUTO_PROCESSES = 8
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def auto_processes(setting: int) -> int:
@@ -34,7 +40,7 @@ def auto_processes(setting: int) -> int:
     return max(1, min(_MAX_AUTO_PROCESSES, (os.cpu_count() or 2) // 2))
 
 
-class AudioDecoder:
+class CpuWorkers:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
@@ -54,12 +60,14 @@ class AudioDecoder:
     ) -> PcmFile:
         """`decode_to_pcm` in a worker process (or here when there are none): the same
         file, the same errors."""
+        return self.run(decode_to_pcm, src, dst, encoded=encoded, max_duration_s=max_duration_s)
+
+    def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn` (a module-level function, its arguments picklable) in a worker process, or
+        here when there are none. Blocks the calling thread until it returns."""
         if self._pool is None:
-            return decode_to_pcm(src, dst, encoded=encoded, max_duration_s=max_duration_s)
-        future = self._pool.submit(
-            decode_to_pcm, src, dst, encoded=encoded, max_duration_s=max_duration_s
-        )
-        return future.result()
+            return fn(*args, **kwargs)
+        return self._pool.submit(fn, *args, **kwargs).result()
 
     def close(self) -> None:
         if self._pool is not None:

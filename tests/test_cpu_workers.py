@@ -1,0 +1,73 @@
+"""CPU work in worker processes: decoding gives the same PCM as decoding in the thread, the
+same errors (message, parameter, code) cross the process boundary; PocketSphinx alignment of
+a span of the PCM file gives the same words as in the thread. Real files, real models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.domain import Word
+from app.errors import AudioDecodeError, AudioTooLong
+from app.phonetic_alignment import PhoneticAligner, align_pcm_span
+from app.pipeline.cpu_workers import CpuWorkers
+from app.pipeline.decode import decode_to_pcm
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def decoder() -> Iterator[CpuWorkers]:
+    pool = CpuWorkers(2)
+    pool.warm_up()
+    yield pool
+    pool.close()
+
+
+def test_worker_process_writes_the_same_pcm(decoder: CpuWorkers, tmp_path: Path) -> None:
+    src = FIXTURES / "conversation.flac"
+    here = decode_to_pcm(src, tmp_path / "here.pcm")
+    there = decoder.decode(src, tmp_path / "there.pcm")
+    assert there.samples == here.samples > 16000
+    assert there.path.read_bytes() == here.path.read_bytes()
+
+
+def test_errors_keep_their_message_and_parameter(decoder: CpuWorkers, tmp_path: Path) -> None:
+    src = FIXTURES / "conversation.flac"
+    with pytest.raises(AudioTooLong) as too_long:
+        decoder.decode(src, tmp_path / "a.pcm", max_duration_s=1.0)
+    assert too_long.value.param == "file"
+    assert too_long.value.code == "audio_too_long"
+    assert "MAX_AUDIO_DURATION_S" in too_long.value.message
+
+    garbage = tmp_path / "garbage.mp3"
+    garbage.write_bytes(b"not audio at all" * 100)
+    with pytest.raises(AudioDecodeError) as bad:
+        decoder.decode(garbage, tmp_path / "b.pcm")
+    assert bad.value.param == "file"
+    assert bad.value.code == "invalid_audio"
+
+
+def test_no_processes_decodes_in_the_calling_thread(tmp_path: Path) -> None:
+    inline = CpuWorkers(0)
+    pcm = inline.decode(FIXTURES / "rapid.flac", tmp_path / "x.pcm")
+    assert pcm.samples > 0
+    inline.close()
+
+
+def test_alignment_of_a_pcm_span_in_a_worker_is_the_same_as_here(
+    decoder: CpuWorkers, tmp_path: Path
+) -> None:
+    pcm = decode_to_pcm(FIXTURES / "conversation.flac", tmp_path / "c.pcm")
+    first, last = 16_000 * 5, 16_000 * 10  # 5 s to 10 s: the second turn, "Thanks. ..."
+    said = "Thanks. The budget report is ready and the numbers look good."
+    words = [
+        Word(900 + 360 * i, 1_250 + 360 * i, f" {text}", 0.9)
+        for i, text in enumerate(said.split(" "))
+    ]
+    there = decoder.run(align_pcm_span, words, pcm.path, first, last)
+    here = PhoneticAligner().align(words, pcm.read(first, last))
+    assert there == here and there.kept_whisper == 0
+    assert [w.text for w in there.words] == [w.text for w in words]
