@@ -95,9 +95,10 @@ class Settings(BaseSettings):
     inference); with the scheduler on, MAX_ACTIVE_REQUESTS is that limit."""
 
     decode_processes: int = Field(default=-1, ge=-1, le=64)
-    """Worker processes that decode uploads to PCM (PyAV holds the GIL for much of a
-    decode; in processes it does not slow the rest of the server). -1 = half the CPU
-    cores, 1 to 8; 0 = decode in the request's own thread."""
+    """Worker processes that decode uploads to PCM and force-align English words with
+    PocketSphinx (PyAV and PocketSphinx hold the GIL; in processes they do not slow the
+    rest of the server). -1 = half the CPU cores, 1 to 8; 0 = both in the request's own
+    thread."""
 
     vad_threads: int = Field(default=-1, ge=-1, le=256)
     """Transcriptions that run voice activity detection at once (each takes a CPU core for

@@ -32,7 +32,7 @@ def mlx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     env = {
         "ASR_ENGINE": "mlx",
         "PRELOAD_MODEL": "tiny.en",  # converted and loaded at start-up
-        # The ASR engine is under test here: no speaker or wav2vec2 stages after it.
+        # The ASR engine is under test here: no speaker or alignment stages after it.
         "DIARIZATION_MODEL": "none",
         "ALIGNMENT": "dtw",
     }
@@ -69,7 +69,7 @@ def test_jfk_json_has_the_words_and_ordered_timings(client: httpx.Client) -> Non
     response = asr(client, JFK, model="tiny.en", output="json")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["language"] == "en" and body["word_timestamps"] == "pocketsphinx"
+    assert body["language"] == "en" and body["word_timestamps"] == "whisper-dtw"
     assert wer(JFK_WORDS, " ".join(s["text"] for s in body["segments"])) <= 0.1
     assert_ordered_timings(body)
     heard = normalize(" ".join(w["word"] for w in body["word_segments"]))
