@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -73,28 +72,21 @@ def _guess_phones(token: str) -> str:
 
 
 class PhoneticAligner:
-    """One PocketSphinx decoder, used by one thread at a time."""
-
-    def __init__(self) -> None:
-        self._decoder: Any = None
-        self._lock = threading.Lock()
-
-    def _load(self) -> Any:
-        if self._decoder is None:
-            from pocketsphinx import Decoder
-
-            self._decoder = Decoder(samprate=16000, lm=None, loglevel="FATAL")
-        return self._decoder
+    """Aligns words with a PocketSphinx decoder made for each call: a decoder carries state
+    from one utterance to the next (the same words on the same audio came back 10 ms apart
+    depending on what it had aligned before), and a fresh one costs ~0.08 s, so a result
+    depends on its input alone, whichever worker process computes it."""
 
     def align(self, words: list[Word], samples: np.ndarray) -> AlignedWords:
         """`words` in order, timed on `samples` (16 kHz mono: int16, or float in [-1, 1]);
         returns them retimed."""
+        from pocketsphinx import Decoder
+
         if samples.dtype != np.int16:  # as PcmFile.read scales them: exact for its samples
             samples = np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)
-        with self._lock:
-            decoder = self._load()
-            tokens = [self._token(decoder, w.text) for w in words]
-            return _Run(decoder, words, tokens, samples).run()
+        decoder = Decoder(samprate=16000, lm=None, loglevel="FATAL")
+        tokens = [self._token(decoder, w.text) for w in words]
+        return _Run(decoder, words, tokens, samples).run()
 
     @staticmethod
     def _token(decoder: Any, text: str) -> str | None:
@@ -115,17 +107,12 @@ class PhoneticAligner:
         return token
 
 
-_PROCESS_ALIGNER: list[PhoneticAligner] = []  # one per process, made on first use
-
-
 def align_pcm_span(words: list[Word], pcm_path: Path, start: int, end: int) -> AlignedWords:
     """`PhoneticAligner.align` on samples [start, end) of a raw s16le 16 kHz file, read
     here: what a CPU worker process runs (only the words and the file's name cross)."""
     count = max(0, end - start)
     pcm = np.fromfile(pcm_path, dtype="<i2", count=count, offset=2 * start)
-    if not _PROCESS_ALIGNER:
-        _PROCESS_ALIGNER.append(PhoneticAligner())
-    return _PROCESS_ALIGNER[0].align(words, pcm.astype(np.int16))
+    return PhoneticAligner().align(words, pcm.astype(np.int16))
 
 
 def _in_order(words: list[Word]) -> list[Word]:

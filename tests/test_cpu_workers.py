@@ -71,3 +71,55 @@ def test_alignment_of_a_pcm_span_in_a_worker_is_the_same_as_here(
     here = PhoneticAligner().align(words, pcm.read(first, last))
     assert there == here and there.kept_whisper == 0
     assert [w.text for w in there.words] == [w.text for w in words]
+
+
+def test_a_long_recording_is_aligned_in_spans_spread_over_the_workers(
+    decoder: CpuWorkers, tmp_path: Path
+) -> None:
+    """Over four minutes of the conversation (its 18 s fourteen times over): two-minute spans go
+    to both workers at once and come back in order, as aligned here one after another."""
+    from audio_tools import conversation_turns
+
+    from app.alignment import Aligner
+    from app.config import Settings
+    from app.domain import Segment, Transcript
+    from app.models.hub import HubClient
+    from app.pipeline.align import PHONETIC_SPAN_MS, align_in_spans
+    from app.pipeline.pcm import PcmFile
+    from app.services.model_cache import ModelCache
+
+    once = decode_to_pcm(FIXTURES / "conversation.flac", tmp_path / "c.pcm")
+    path = tmp_path / "long.pcm"
+    path.write_bytes(once.path.read_bytes() * 14)
+    period_ms = once.duration_ms
+    segments: list[Segment] = []
+    for k in range(14):
+        for turn in conversation_turns():
+            texts = turn.text.split(" ")
+            start = k * period_ms + round(turn.start * 1000) + 300  # rough: 0.3 s late
+            step = round((turn.end - turn.start) * 1000) // len(texts)
+            words = tuple(
+                Word(start + i * step, start + (i + 1) * step, f" {t}", 0.9)
+                for i, t in enumerate(texts)
+            )
+            segments.append(
+                Segment(len(segments), words[0].start_ms, words[-1].end_ms, turn.text, words=words)
+            )
+    transcript = Transcript(
+        tuple(segments), "en", 1.0, 14 * period_ms, word_timestamps="whisper-dtw"
+    )
+    settings = Settings(_env_file=None, cache_dir=tmp_path, hf_hub_offline=True)
+    aligner = Aligner(settings, HubClient(settings), ModelCache(), "cpu")
+    assert 14 * period_ms > 2 * PHONETIC_SPAN_MS
+
+    spread, notes = align_in_spans(aligner, transcript, PcmFile(path), decoder)
+    here, _ = align_in_spans(aligner, transcript, PcmFile(path), CpuWorkers(0))
+
+    assert spread == here and notes == ()
+    assert spread.word_timestamps == "pocketsphinx"
+    moved = [
+        (a.start_ms, b.start_ms)
+        for s, t in zip(spread.segments, transcript.segments, strict=True)
+        for a, b in zip(s.words, t.words, strict=True)
+    ]
+    assert sum(a != b for a, b in moved) > len(moved) // 2  # the times did change

@@ -18,7 +18,7 @@ import logging
 import math
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -68,6 +68,14 @@ class CpuWorkers:
         if self._pool is None:
             return fn(*args, **kwargs)
         return self._pool.submit(fn, *args, **kwargs).result()
+
+    def map(self, fn: Callable[..., T], calls: Sequence[tuple[object, ...]]) -> list[T]:
+        """`fn(*call)` for every call, spread over the workers at once (or one after
+        another here when there are none); the results in the calls' order."""
+        if self._pool is None:
+            return [fn(*call) for call in calls]
+        futures = [self._pool.submit(fn, *call) for call in calls]
+        return [future.result() for future in futures]
 
     def close(self) -> None:
         if self._pool is not None:
