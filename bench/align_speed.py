@@ -72,7 +72,8 @@ def prepare(out: Path) -> None:
                 for w in s["words"]
             ]
             arrays[file.name] = read_mono_16k(file.path)
-    np.savez_compressed(out, words=json.dumps(words), **arrays)
+    payload: dict[str, Any] = {"words": json.dumps(words), **arrays}
+    np.savez_compressed(out, **payload)
     minutes = sum(len(a) for a in arrays.values()) / 16000 / 60
     print(f"{len(arrays)} files, {minutes:.1f} min of audio -> {out}")
 
