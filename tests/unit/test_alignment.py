@@ -51,14 +51,18 @@ def test_wav2vec2_times_replace_dtw_and_unaligned_words_keep_a_time() -> None:
     assert out.segments[0].text == " It costs 20 dollars"  # Whisper's text is kept
 
 
-def test_nothing_aligned_keeps_the_dtw_words() -> None:
-    transcript = Transcript(
+def one_word(language: str = "en") -> Transcript:
+    return Transcript(
         (Segment(0, 0, 500, " a", words=(Word(0, 500, " a", 0.5),)),),
-        "en",
+        language,
         1.0,
         500,
         word_timestamps="whisper-dtw",
     )
+
+
+def test_nothing_aligned_keeps_the_dtw_words() -> None:
+    transcript = one_word()
     assert apply_alignment(transcript, []) is transcript
 
 
@@ -73,13 +77,7 @@ def test_wanted_but_unavailable_wav2vec2_falls_back_with_a_note(
     monkeypatch.setattr(whisperx, "load_align_model", offline)
     settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="wav2vec2")
     aligner = Aligner(settings, HubClient(settings), ModelCache(), "cpu")
-    transcript = Transcript(
-        (Segment(0, 0, 500, " a", words=(Word(0, 500, " a", 0.5),)),),
-        "en",
-        1.0,
-        500,
-        word_timestamps="whisper-dtw",
-    )
+    transcript = one_word()
     result = aligner.align(transcript, Audio(np.zeros(8000, dtype=np.float32)))
     assert result.transcript is transcript and result.transcript.word_timestamps == "whisper-dtw"
     assert len(result.notes) == 1 and "no wav2vec2 model" in result.notes[0]
@@ -87,11 +85,5 @@ def test_wanted_but_unavailable_wav2vec2_falls_back_with_a_note(
 
 def test_auto_alignment_never_tries_wav2vec2_when_the_hub_is_unreachable(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="auto", hf_hub_offline=True)
-    transcript = Transcript(
-        (Segment(0, 0, 500, " a", words=(Word(0, 500, " a", 0.5),)),),
-        "es",
-        1.0,
-        500,
-        word_timestamps="whisper-dtw",
-    )
+    transcript = one_word("es")
     assert Aligner(settings, HubClient(settings), ModelCache(), "cpu").method(transcript) is None
