@@ -122,14 +122,16 @@ def with_phonetic_times(transcript: Transcript, aligned: AlignedWords) -> Alignm
     if aligned.kept_whisper == aligned.stretches:
         return AlignmentResult(transcript, (PHONETIC_PARTLY_NOTE,))
     retimed = iter(aligned.words)
-    segments = tuple(_spoken(s, tuple(next(retimed) for _ in s.words)) for s in transcript.segments)
+    segments = tuple(
+        _spanning(s, tuple(next(retimed) for _ in s.words)) for s in transcript.segments
+    )
     notes = (PHONETIC_PARTLY_NOTE,) if aligned.kept_whisper else ()
     return AlignmentResult(
         replace(transcript, segments=segments, word_timestamps="pocketsphinx"), notes
     )
 
 
-def _spoken(segment: Segment, words: tuple[Word, ...]) -> Segment:
+def _spanning(segment: Segment, words: tuple[Word, ...]) -> Segment:
     """The segment with its aligned words, spanning them (as whisperX's alignment does)."""
     if not words:
         return segment

@@ -4,7 +4,9 @@ a span of the PCM file gives the same words as in the thread. Real files, real m
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,25 @@ def test_a_long_recording_is_aligned_in_spans_spread_over_the_workers(
         for a, b in zip(s.words, t.words, strict=True)
     ]
     assert sum(a != b for a, b in moved) > len(moved) // 2  # the times did change
+
+
+def _die() -> None:
+    os._exit(3)  # what a crash in native code looks like to the pool
+
+
+def test_a_worker_that_dies_fails_its_call_and_the_next_calls_get_new_workers(
+    tmp_path: Path,
+) -> None:
+    workers = CpuWorkers(1)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            workers.run(_die)
+        pcm = workers.decode(FIXTURES / "rapid.flac", tmp_path / "after.pcm")
+        assert pcm.samples > 16000
+        assert workers.map(_square, [(2,), (3,)]) == [4, 9]
+    finally:
+        workers.close()
+
+
+def _square(x: int) -> int:
+    return x * x

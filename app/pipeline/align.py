@@ -6,6 +6,7 @@ a long recording is aligned by every worker in parallel."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 from app.alignment import Aligner, AlignmentResult, with_phonetic_times, words_of
@@ -13,6 +14,8 @@ from app.domain import Segment, Transcript
 from app.phonetic_alignment import align_pcm_span
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
+
+log = logging.getLogger(__name__)
 
 SPAN_MS = 600_000
 PHONETIC_SPAN_MS = 120_000
@@ -59,7 +62,12 @@ def align_in_spans(
     if aligner.method(transcript) == "pocketsphinx":
         spans = _spans(transcript, PHONETIC_SPAN_MS, pcm.duration_ms)
         calls = [(words_of(s.part), pcm.path, s.first, s.last) for s in spans]
-        aligned = workers.map(align_pcm_span, calls)
+        try:
+            aligned = workers.map(align_pcm_span, calls)
+        except Exception as exc:  # a worker that died, the model missing: times stay DTW
+            note = f"pocketsphinx alignment failed ({exc!r}); word times are whisper-dtw"
+            log.exception("pocketsphinx alignment failed")
+            return transcript, (note,)
         results = [with_phonetic_times(s.part, a) for s, a in zip(spans, aligned, strict=True)]
     else:
         spans = _spans(transcript, SPAN_MS, pcm.duration_ms)

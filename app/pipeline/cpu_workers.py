@@ -18,8 +18,10 @@ import logging
 import math
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -43,11 +45,13 @@ def auto_processes(setting: int) -> int:
 class CpuWorkers:
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self._pool: ProcessPoolExecutor | None = None
-        if processes > 0:
-            self._pool = ProcessPoolExecutor(
-                max_workers=processes, mp_context=multiprocessing.get_context("spawn")
-            )
+        self._pool: ProcessPoolExecutor | None = self._new_pool() if processes > 0 else None
+        self._lock = threading.Lock()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+        )
 
     def warm_up(self) -> None:
         """Start the workers and import the decoder in each now, not on the first request."""
@@ -65,17 +69,36 @@ class CpuWorkers:
     def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn` (a module-level function, its arguments picklable) in a worker process, or
         here when there are none. Blocks the calling thread until it returns."""
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             return fn(*args, **kwargs)
-        return self._pool.submit(fn, *args, **kwargs).result()
+        try:
+            return pool.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise
 
     def map(self, fn: Callable[..., T], calls: Sequence[tuple[object, ...]]) -> list[T]:
         """`fn(*call)` for every call, spread over the workers at once (or one after
         another here when there are none); the results in the calls' order."""
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             return [fn(*call) for call in calls]
-        futures = [self._pool.submit(fn, *call) for call in calls]
-        return [future.result() for future in futures]
+        try:
+            futures = [pool.submit(fn, *call) for call in calls]
+            return [future.result() for future in futures]
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """A worker that died (killed, or crashed in native code) breaks the whole pool and
+        every call after it: the failed call raises, the next ones get a new pool."""
+        with self._lock:
+            if self._pool is broken:
+                log.error("a CPU worker process died; starting a new pool of %d", self.processes)
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -10,7 +12,12 @@ from app.alignment import Aligner, apply_alignment
 from app.config import Settings
 from app.domain import Audio, Segment, Transcript, Word
 from app.models.hub import HubClient
+from app.pipeline.align import align_in_spans
+from app.pipeline.cpu_workers import CpuWorkers
+from app.pipeline.pcm import PcmFile
 from app.services.model_cache import ModelCache
+
+T = TypeVar("T")
 
 
 def test_wav2vec2_times_replace_dtw_and_unaligned_words_keep_a_time() -> None:
@@ -87,3 +94,19 @@ def test_auto_alignment_never_tries_wav2vec2_when_the_hub_is_unreachable(tmp_pat
     settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="auto", hf_hub_offline=True)
     transcript = one_word("es")
     assert Aligner(settings, HubClient(settings), ModelCache(), "cpu").method(transcript) is None
+
+
+class FailingWorkers(CpuWorkers):
+    def map(self, fn: Callable[..., T], calls: Sequence[tuple[object, ...]]) -> list[T]:
+        raise BrokenProcessPool("a worker died")
+
+
+def test_a_failed_pocketsphinx_alignment_keeps_whisper_times_and_says_so(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="pocketsphinx")
+    aligner = Aligner(settings, HubClient(settings), ModelCache(), "cpu")
+    transcript = one_word()
+    pcm = PcmFile(tmp_path / "a.pcm")
+    pcm.path.write_bytes(b"\0\0" * 16000)
+    out, notes = align_in_spans(aligner, transcript, pcm, FailingWorkers(0))
+    assert out is transcript and out.word_timestamps == "whisper-dtw"
+    assert len(notes) == 1 and "pocketsphinx alignment failed" in notes[0]
