@@ -19,7 +19,8 @@ from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
 from app.pipeline.decode import decode_file
-from app.pipeline.runner import Pipeline, TranscriptionRequest
+from app.pipeline.request import TranscriptionRequest
+from app.pipeline.runner import Pipeline
 from app.services.model_cache import ModelCache
 
 pytestmark = pytest.mark.e2e

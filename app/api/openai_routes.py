@@ -30,7 +30,7 @@ from app.domain import DecodeOptions, Task, Transcript
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
 from app.pipeline.asr import TextSink
 from app.pipeline.decode import check_upload
-from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
+from app.pipeline.request import SpeakerRequest, TranscriptionRequest
 from app.services.transcriber import Transcriber
 from app.writers import SrtWriter, VttWriter
 

@@ -11,7 +11,7 @@ from app.diarization.diarizer import SpeakerLimits
 from app.domain import DecodeOptions
 from app.errors import InvalidRequest
 from app.languages import normalize_language
-from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
+from app.pipeline.request import SpeakerRequest, TranscriptionRequest
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.diarization.diarizer import SpeakerLimits
 from app.domain import DecodeOptions, Segment, Transcript, Word
-from app.pipeline.runner import SpeakerRequest, TranscriptionRequest
+from app.pipeline.request import SpeakerRequest, TranscriptionRequest
 
 
 def request_json(request: TranscriptionRequest) -> str:

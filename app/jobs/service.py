@@ -18,7 +18,7 @@ from app.jobs.store import COMPLETED, QUEUED, Job, JobStore
 from app.jobs.webhooks import check_webhook_url
 from app.jobs.worker import JobWorker, remove_upload
 from app.pipeline.decode import check_upload
-from app.pipeline.runner import TranscriptionRequest
+from app.pipeline.request import TranscriptionRequest
 
 
 class JobNotReady(Conflict):

@@ -31,7 +31,7 @@ from app.jobs.store import Job, JobStore
 from app.jobs.summary import job_summary
 from app.jobs.webhooks import SENDING, WebhookSender
 from app.metrics import Metrics
-from app.pipeline.runner import Progress
+from app.pipeline.request import Progress
 from app.services.transcriber import Transcriber
 
 log = logging.getLogger(__name__)

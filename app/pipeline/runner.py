@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.alignment import Aligner
@@ -24,7 +24,7 @@ from app.compute_thread import ComputeThread
 from app.config import Settings
 from app.diarization.assign import drop_words, label_speakers
 from app.diarization.diarizer import SpeakerLimits
-from app.diarization.references import KnownSpeaker, Voices, embed_known, name_known_speakers
+from app.diarization.references import Voices, embed_known, name_known_speakers
 from app.diarization.service import DiarizationResult, DiarizationService
 from app.domain import DecodeOptions, LanguageGuess, Transcript
 from app.engines.base import Engine, LoadedModel
@@ -37,6 +37,7 @@ from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
+from app.pipeline.request import Progress, TranscriptionRequest
 from app.pipeline.vad import SpeechRegion, VadOptions, speech_probabilities, speech_regions
 from app.pipeline.window_asr import transcribe_windows
 from app.pipeline.windows import (
@@ -51,7 +52,6 @@ from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, float], None]
 NO_SPEECH_NOTE = "no speech found: the later stages did not run"
 _LANGUAGE_SAMPLES = 600 * SAMPLE_RATE  # language detection reads the first 10 minutes
 
@@ -59,27 +59,6 @@ _WINDOWED_VAD = VadOptions(max_speech_duration_s=WINDOW_SAMPLES / SAMPLE_RATE)
 # Where each stage's work sits in a job's overall progress (fractions of the whole).
 _SPANS = {"decode": (0.0, 0.1), "vad": (0.1, 0.15), "transcribe": (0.15, 0.75)}
 _SPANS |= {"align": (0.75, 0.8), "diarize": (0.8, 0.99)}
-
-
-@dataclass(frozen=True)
-class SpeakerRequest:
-    """A request for speaker labels (and, optionally, one embedding per speaker)."""
-
-    limits: SpeakerLimits = field(default_factory=SpeakerLimits)
-    return_embeddings: bool = False
-    known: tuple[KnownSpeaker, ...] = ()
-    """Voice samples whose names go to the speakers they match (OpenAI's
-    known_speaker_references); never stored in a job."""
-
-
-@dataclass(frozen=True)
-class TranscriptionRequest:
-    """Everything one transcription asks for; what a job stores."""
-
-    model: str | None = None
-    options: DecodeOptions = field(default_factory=DecodeOptions)
-    speakers: SpeakerRequest | None = None
-    encoded: bool = True
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from ray.serve.handle import DeploymentHandle
 
 from app.config import Settings
 from app.domain import LanguageGuess, Transcript
-from app.pipeline.runner import TranscriptionRequest
+from app.pipeline.request import TranscriptionRequest
 from app.services.stack import model_services
 from app.services.transcriber import text_as_decoded
 

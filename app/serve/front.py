@@ -21,7 +21,7 @@ from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
 from app.pipeline.options import check_options
-from app.pipeline.runner import TranscriptionRequest
+from app.pipeline.request import TranscriptionRequest
 from app.serve.remote import RemoteTranscriber
 
 

@@ -21,7 +21,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from app.domain import LanguageGuess, Transcript
 from app.errors import ServiceError
 from app.pipeline.asr import TextSink
-from app.pipeline.runner import Progress, TranscriptionRequest
+from app.pipeline.request import Progress, TranscriptionRequest
 from app.services.transcriber import Disconnected
 
 log = logging.getLogger(__name__)

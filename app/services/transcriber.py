@@ -15,7 +15,8 @@ from typing import Any
 from app.domain import LanguageGuess, Segment, Transcript
 from app.metrics import Metrics
 from app.pipeline.asr import TextSink
-from app.pipeline.runner import Pipeline, Progress, TranscriptionRequest
+from app.pipeline.request import Progress, TranscriptionRequest
+from app.pipeline.runner import Pipeline
 from app.services.admission import Admission
 from app.services.eviction import IdleEvictor
 
