@@ -15,7 +15,7 @@ from app.config import Settings
 from app.domain import Audio, Segment, Transcript, Word
 from app.intervals import IntervalIndex
 from app.models.hub import HubClient
-from app.phonetic_alignment import AlignedWords, PhoneticAligner
+from app.phonetic_alignment import AlignedWords
 from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ class Aligner:
         self._hub = hub
         self._cache = cache
         self._device = "cuda" if device == "cuda" else "cpu"
-        self._phonetic = PhoneticAligner()
 
     def method(self, transcript: Transcript) -> str | None:
         """The aligner that retimes this transcript's words (`wav2vec2`, `pocketsphinx`), or
@@ -60,16 +59,10 @@ class Aligner:
             return "pocketsphinx" if english else None
         return None
 
-    def align(self, transcript: Transcript, audio: Audio) -> AlignmentResult:
-        """Blocking. Returns the transcript with the aligner's word times, or unchanged."""
-        method = self.method(transcript)
-        if method == "pocketsphinx":
-            samples = np.asarray(audio.samples, dtype=np.float32)
-            return with_phonetic_times(
-                transcript, self._phonetic.align(words_of(transcript), samples)
-            )
-        if method != "wav2vec2":
-            return AlignmentResult(transcript)
+    def align_wav2vec2(self, transcript: Transcript, audio: Audio) -> AlignmentResult:
+        """Blocking (torch). The transcript with whisperX's word times, or unchanged with a
+        note when its model cannot be had. PocketSphinx spans are aligned in the CPU
+        workers instead (app/pipeline/align.py)."""
         language = transcript.language
         try:
             import whisperx

@@ -114,8 +114,8 @@ def test_a_long_recording_is_aligned_in_spans_spread_over_the_workers(
     aligner = Aligner(settings, HubClient(settings), ModelCache(), "cpu")
     assert 14 * period_ms > 2 * PHONETIC_SPAN_MS
 
-    spread, notes = align_in_spans(aligner, transcript, PcmFile(path), decoder)
-    here, _ = align_in_spans(aligner, transcript, PcmFile(path), CpuWorkers(0))
+    spread, notes = align_in_spans(aligner, "pocketsphinx", transcript, PcmFile(path), decoder)
+    here, _ = align_in_spans(aligner, "pocketsphinx", transcript, PcmFile(path), CpuWorkers(0))
 
     assert spread == here and notes == ()
     assert spread.word_timestamps == "pocketsphinx"

@@ -56,10 +56,12 @@ def _spans(transcript: Transcript, longest_ms: int, duration_ms: int) -> list[_S
 
 
 def align_in_spans(
-    aligner: Aligner, transcript: Transcript, pcm: PcmFile, workers: CpuWorkers
+    aligner: Aligner, method: str, transcript: Transcript, pcm: PcmFile, workers: CpuWorkers
 ) -> tuple[Transcript, tuple[str, ...]]:
+    """`method`: `Aligner.method(transcript)`, decided once by the caller (which also chose
+    the thread this runs on from it)."""
     results: list[AlignmentResult]
-    if aligner.method(transcript) == "pocketsphinx":
+    if method == "pocketsphinx":
         spans = _spans(transcript, PHONETIC_SPAN_MS, pcm.duration_ms)
         calls = [(words_of(s.part), pcm.path, s.first, s.last) for s in spans]
         try:
@@ -71,13 +73,13 @@ def align_in_spans(
         results = [with_phonetic_times(s.part, a) for s, a in zip(spans, aligned, strict=True)]
     else:
         spans = _spans(transcript, SPAN_MS, pcm.duration_ms)
-        results = [aligner.align(s.part, pcm.audio(s.first, s.last)) for s in spans]
+        results = [aligner.align_wav2vec2(s.part, pcm.audio(s.first, s.last)) for s in spans]
     segments: list[Segment] = []
     notes: list[str] = []
-    method = transcript.word_timestamps
+    timed_by = transcript.word_timestamps
     for span, result in zip(spans, results, strict=True):
         notes.extend(n for n in result.notes if n not in notes)
         segments.extend(s.shifted(span.start_ms) for s in result.transcript.segments)
         if result.transcript.word_timestamps != transcript.word_timestamps:
-            method = result.transcript.word_timestamps
-    return replace(transcript, segments=tuple(segments), word_timestamps=method), tuple(notes)
+            timed_by = result.transcript.word_timestamps
+    return replace(transcript, segments=tuple(segments), word_timestamps=timed_by), tuple(notes)

@@ -90,10 +90,9 @@ class Pipeline:
         batched with other requests' windows; None = each request decodes its own windows
         in blocks, one after another (the sequential decoder). `cpu_workers`: where uploads
         are decoded and English words aligned (worker processes); in the calling thread when
-        not given. `vad_threads`:
-        how many requests run VAD at once (its network takes a core each; more at once
-        only starve the thread that feeds the engine); by default the cores the decoders
-        and that thread leave."""
+        not given. `vad_threads`: how many requests run VAD at once (its network takes a
+        core each; more at once only starve the thread that feeds the engine); by default
+        the cores the CPU workers and that thread leave."""
         self.settings = settings
         self.engine = engine
         self.registry = registry
@@ -178,12 +177,14 @@ class Pipeline:
             len(transcript.segments),
         )
         notes: list[str] = []
-        aligner, method = self.aligner, self.aligner and self.aligner.method(transcript)
+        aligner = self.aligner
+        method = aligner.method(transcript) if aligner is not None else None
         if aligner is not None and method is not None:
             progress("align", _SPANS["align"][0])
+            how = method
 
             def align() -> tuple[Transcript, tuple[str, ...]]:
-                return align_in_spans(aligner, transcript, pcm, self.cpu_workers)
+                return align_in_spans(aligner, how, transcript, pcm, self.cpu_workers)
 
             # wav2vec2 is torch work (its thread); PocketSphinx runs in the CPU workers.
             transcript, found = self._timed(

@@ -85,7 +85,7 @@ def test_wanted_but_unavailable_wav2vec2_falls_back_with_a_note(
     settings = Settings(_env_file=None, cache_dir=tmp_path, alignment="wav2vec2")
     aligner = Aligner(settings, HubClient(settings), ModelCache(), "cpu")
     transcript = one_word()
-    result = aligner.align(transcript, Audio(np.zeros(8000, dtype=np.float32)))
+    result = aligner.align_wav2vec2(transcript, Audio(np.zeros(8000, dtype=np.float32)))
     assert result.transcript is transcript and result.transcript.word_timestamps == "whisper-dtw"
     assert len(result.notes) == 1 and "no wav2vec2 model" in result.notes[0]
 
@@ -107,6 +107,6 @@ def test_a_failed_pocketsphinx_alignment_keeps_whisper_times_and_says_so(tmp_pat
     transcript = one_word()
     pcm = PcmFile(tmp_path / "a.pcm")
     pcm.path.write_bytes(b"\0\0" * 16000)
-    out, notes = align_in_spans(aligner, transcript, pcm, FailingWorkers(0))
+    out, notes = align_in_spans(aligner, "pocketsphinx", transcript, pcm, FailingWorkers(0))
     assert out is transcript and out.word_timestamps == "whisper-dtw"
     assert len(notes) == 1 and "pocketsphinx alignment failed" in notes[0]
