@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,48 +70,37 @@ def _guess_phones(token: str) -> str:
     return " ".join(phones)
 
 
-class PhoneticAligner:
-    """Aligns words with a PocketSphinx decoder made for each call: a decoder carries state
-    from one utterance to the next (the same words on the same audio came back 10 ms apart
-    depending on what it had aligned before), and a fresh one costs ~0.08 s, so a result
-    depends on its input alone, whichever worker process computes it."""
+def align_words(words: list[Word], samples: np.ndarray) -> AlignedWords:
+    """`words` in order, timed on `samples` (16 kHz mono: int16, or float in [-1, 1]);
+    returns them retimed. A PocketSphinx decoder is made for each call: a decoder carries
+    state from one utterance to the next (the same words on the same audio came back 10 ms
+    apart depending on what it had aligned before), and a fresh one costs ~0.08 s, so a
+    result depends on its input alone, whichever worker process computes it."""
+    from pocketsphinx import Decoder
 
-    def align(self, words: list[Word], samples: np.ndarray) -> AlignedWords:
-        """`words` in order, timed on `samples` (16 kHz mono: int16, or float in [-1, 1]);
-        returns them retimed."""
-        from pocketsphinx import Decoder
+    if samples.dtype != np.int16:  # as PcmFile.read scales them: exact for its samples
+        samples = np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)
+    decoder = Decoder(samprate=16000, lm=None, loglevel="FATAL")
+    tokens = [_token(decoder, w.text) for w in words]
+    return _Run(decoder, words, tokens, samples).run()
 
-        if samples.dtype != np.int16:  # as PcmFile.read scales them: exact for its samples
-            samples = np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)
-        decoder = Decoder(samprate=16000, lm=None, loglevel="FATAL")
-        tokens = [self._token(decoder, w.text) for w in words]
-        return _Run(decoder, words, tokens, samples).run()
 
-    @staticmethod
-    def _token(decoder: Any, text: str) -> str | None:
-        """The dictionary entry that says this word, added with a guessed pronunciation
-        when missing; None for a word with nothing to say."""
-        token = re.sub(r"[^a-z0-9']", "", text.lower()).strip("'")
-        if not token:
-            return None
-        if decoder.lookup_word(token):
-            return token
-        if token.isdigit():
-            phones = " ".join(decoder.lookup_word(_DIGITS[int(d)]) for d in token)
-        else:
-            phones = _guess_phones(token)
-        if not phones:
-            return None
-        decoder.add_word(token, phones, True)
+def _token(decoder: Any, text: str) -> str | None:
+    """The dictionary entry that says this word, added with a guessed pronunciation when
+    missing; None for a word with nothing to say."""
+    token = re.sub(r"[^a-z0-9']", "", text.lower()).strip("'")
+    if not token:
+        return None
+    if decoder.lookup_word(token):
         return token
-
-
-def align_pcm_span(words: list[Word], pcm_path: Path, start: int, end: int) -> AlignedWords:
-    """`PhoneticAligner.align` on samples [start, end) of a raw s16le 16 kHz file, read
-    here: what a CPU worker process runs (only the words and the file's name cross)."""
-    count = max(0, end - start)
-    pcm = np.fromfile(pcm_path, dtype="<i2", count=count, offset=2 * start)
-    return PhoneticAligner().align(words, pcm.astype(np.int16))
+    if token.isdigit():
+        phones = " ".join(decoder.lookup_word(_DIGITS[int(d)]) for d in token)
+    else:
+        phones = _guess_phones(token)
+    if not phones:
+        return None
+    decoder.add_word(token, phones, True)
+    return token
 
 
 def _in_order(words: list[Word]) -> list[Word]:

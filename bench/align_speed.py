@@ -34,9 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.domain import Word  # noqa: E402
-from app.phonetic_alignment import PhoneticAligner, align_pcm_span  # noqa: E402
+from app.phonetic_alignment import AlignedWords, align_words  # noqa: E402
+from app.pipeline.pcm import PcmFile  # noqa: E402
 
 PHONETIC_SPAN_MS = 120_000  # app/pipeline/align.py's (importing it needs the whole app)
+
+
+def _align_span(words: list[Word], pcm: PcmFile, first: int, last: int) -> AlignedWords:
+    """app/pipeline/align.py's align_pcm_span, for the same reason."""
+    return align_words(words, pcm.read_int16(first, last))
 
 
 def prepare(out: Path) -> None:
@@ -89,12 +95,11 @@ def _load(data: Path) -> tuple[dict[str, np.ndarray], dict[str, list[Word]]]:
 def _align_all(data: Path) -> tuple[float, int, int]:
     """One worker: every file once; (seconds, stretches, stretches kept on Whisper's)."""
     arrays, words = _load(data)
-    aligner = PhoneticAligner()
-    aligner.align(words[next(iter(words))][:5], next(iter(arrays.values())))  # load the model
+    align_words(words[next(iter(words))][:5], next(iter(arrays.values())))  # load the model
     started = time.perf_counter()
     stretches = kept = 0
     for name, samples in arrays.items():
-        aligned = aligner.align(words[name], samples)
+        aligned = align_words(words[name], samples)
         stretches, kept = stretches + aligned.stretches, kept + aligned.kept_whisper
     return time.perf_counter() - started, stretches, kept
 
@@ -135,7 +140,7 @@ def run_one_recording(data: Path, processes: list[int], work: Path) -> None:
             joined += [Word(w.start_ms + offset_ms, w.end_ms + offset_ms, w.text, 0.9)
                        for w in words[name]]  # fmt: skip
             offset_ms += len(samples) * 1000 // 16000
-    calls: list[tuple[list[Word], Path, int, int]] = []
+    calls: list[tuple[list[Word], PcmFile, int, int]] = []
     first = 0
     while first < len(joined):
         last = first
@@ -147,7 +152,7 @@ def run_one_recording(data: Path, processes: list[int], work: Path) -> None:
         span = [Word(w.start_ms - start_ms, w.end_ms - start_ms, w.text, 0.9)
                 for w in joined[first:last]]  # fmt: skip
         end_ms = joined[last - 1].end_ms + 500
-        calls.append((span, pcm_path, start_ms * 16, end_ms * 16))
+        calls.append((span, PcmFile(pcm_path), start_ms * 16, end_ms * 16))
         first = last
     minutes = offset_ms / 60_000
     print(f"\nOne recording of {minutes:.1f} min in {len(calls)} spans of <= 2 min:")
@@ -158,7 +163,7 @@ def run_one_recording(data: Path, processes: list[int], work: Path) -> None:
         with context.Pool(count) as pool:
             pool.map(_ready, range(count))
             started = time.perf_counter()
-            pool.starmap(align_pcm_span, calls)
+            pool.starmap(_align_span, calls)
             wall = time.perf_counter() - started
         print(f"| {count} | {wall:.1f} | {minutes * 60 / wall:.0f} |", flush=True)
 

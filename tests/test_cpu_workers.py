@@ -13,7 +13,8 @@ import pytest
 
 from app.domain import Word
 from app.errors import AudioDecodeError, AudioTooLong
-from app.phonetic_alignment import PhoneticAligner, align_pcm_span
+from app.phonetic_alignment import align_words
+from app.pipeline.align import align_pcm_span
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.decode import decode_to_pcm
 
@@ -69,8 +70,8 @@ def test_alignment_of_a_pcm_span_in_a_worker_is_the_same_as_here(
         Word(900 + 360 * i, 1_250 + 360 * i, f" {text}", 0.9)
         for i, text in enumerate(said.split(" "))
     ]
-    there = decoder.run(align_pcm_span, words, pcm.path, first, last)
-    here = PhoneticAligner().align(words, pcm.read(first, last))
+    there = decoder.run(align_pcm_span, words, pcm, first, last)
+    here = align_words(words, pcm.read(first, last))
     assert there == here and there.kept_whisper == 0
     assert [w.text for w in there.words] == [w.text for w in words]
 

@@ -13,7 +13,7 @@ from app.alignment import Aligner
 from app.config import Settings
 from app.domain import Segment, Transcript, Word
 from app.models.hub import HubClient
-from app.phonetic_alignment import PhoneticAligner
+from app.phonetic_alignment import align_words
 from app.pipeline.decode import decode_to_pcm
 from app.services.model_cache import ModelCache
 
@@ -44,7 +44,7 @@ def test_words_move_onto_the_speech_and_leave_the_pauses_empty(tmp_path: Path) -
     words = rough_words(shift_s=0.4)
     assert not all(in_a_turn(w) for w in words)  # some rough words sit in the pauses
 
-    aligned = PhoneticAligner().align(words, samples)
+    aligned = align_words(words, samples)
 
     assert (aligned.stretches, aligned.kept_whisper) == (4, 0)  # one stretch per turn
     assert [w.text for w in aligned.words] == [w.text for w in words]
@@ -58,7 +58,7 @@ def test_words_move_onto_the_speech_and_leave_the_pauses_empty(tmp_path: Path) -
 
 def test_words_the_audio_cannot_hold_keep_whispers_times() -> None:
     words = [Word(i * 20, i * 20 + 20, " conversation", 0.9) for i in range(12)]
-    aligned = PhoneticAligner().align(words, np.zeros(4_000, dtype=np.float32) + 0.01)
+    aligned = align_words(words, np.zeros(4_000, dtype=np.float32) + 0.01)
     assert (aligned.stretches, aligned.kept_whisper) == (1, 1)
     assert aligned.words == words
 
@@ -70,7 +70,7 @@ def test_words_not_in_the_dictionary_are_aligned_too(tmp_path: Path) -> None:
     unknown = {" budget": " Budgett", " Friday.": " Fryday.", " to": " 2"}
     words = [replace_text(w, unknown.get(w.text, w.text)) for w in words]
     assert {" Budgett", " Fryday.", " 2"} <= {w.text for w in words}
-    aligned = PhoneticAligner().align(words, samples)
+    aligned = align_words(words, samples)
     assert aligned.kept_whisper == 0
     assert all(in_a_turn(w) for w in aligned.words)
 
@@ -124,6 +124,6 @@ def test_speech_without_pauses_is_aligned_in_stretches_of_at_most_30_s(tmp_path:
         Word(words[i - 1].end_ms if i else w.start_ms, w.end_ms, w.text, w.probability)
         for i, w in enumerate(words)
     ]
-    aligned = PhoneticAligner().align(joined, np.tile(samples, 4))
+    aligned = align_words(joined, np.tile(samples, 4))
     assert aligned.stretches >= 3 and aligned.kept_whisper == 0
     assert all(w.start_ms < w.end_ms for w in aligned.words)

@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, replace
 
 from app.alignment import Aligner, AlignmentResult, with_phonetic_times, words_of
-from app.domain import Segment, Transcript
-from app.phonetic_alignment import align_pcm_span
+from app.domain import Segment, Transcript, Word
+from app.phonetic_alignment import AlignedWords, align_words
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 
@@ -55,6 +55,12 @@ def _spans(transcript: Transcript, longest_ms: int, duration_ms: int) -> list[_S
     return spans
 
 
+def align_pcm_span(words: list[Word], pcm: PcmFile, first: int, last: int) -> AlignedWords:
+    """PocketSphinx on samples [first, last) of the recording, read here: what a CPU worker
+    process runs (only the words and the file's name cross)."""
+    return align_words(words, pcm.read_int16(first, last))
+
+
 def align_in_spans(
     aligner: Aligner, method: str, transcript: Transcript, pcm: PcmFile, workers: CpuWorkers
 ) -> tuple[Transcript, tuple[str, ...]]:
@@ -63,7 +69,7 @@ def align_in_spans(
     results: list[AlignmentResult]
     if method == "pocketsphinx":
         spans = _spans(transcript, PHONETIC_SPAN_MS, pcm.duration_ms)
-        calls = [(words_of(s.part), pcm.path, s.first, s.last) for s in spans]
+        calls = [(words_of(s.part), pcm, s.first, s.last) for s in spans]
         try:
             aligned = workers.map(align_pcm_span, calls)
         except Exception as exc:  # a worker that died, the model missing: times stay DTW

@@ -33,13 +33,16 @@ class PcmFile:
 
     def read(self, start: int = 0, end: int | None = None) -> np.ndarray:
         """Samples [start, end) as float32 in [-1, 1]; `end` is clipped to the file."""
+        return self.read_int16(start, end).astype(np.float32) / 32768.0
+
+    def read_int16(self, start: int = 0, end: int | None = None) -> np.ndarray:
+        """Samples [start, end) as stored (int16); `end` is clipped to the file."""
         total = self.samples
         end = total if end is None else min(end, total)
         start = max(0, min(start, end))
         with self.path.open("rb") as f:
             f.seek(start * BYTES_PER_SAMPLE)
-            pcm = np.fromfile(f, dtype="<i2", count=end - start)
-        return pcm.astype(np.float32) / 32768.0
+            return np.fromfile(f, dtype="<i2", count=end - start)
 
     def audio(self, start: int = 0, end: int | None = None) -> Audio:
         return Audio(self.read(start, end), SAMPLE_RATE)
