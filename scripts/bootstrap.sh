@@ -3,10 +3,18 @@
 # install the locked dependencies (bundled offline models included).
 set -euo pipefail
 
-if ! command -v uv >/dev/null 2>&1; then
-  echo "bootstrap: installing uv with pip" >&2
-  python3 -m pip install --quiet --user uv
-  export PATH="$HOME/.local/bin:$PATH"
+# A name on PATH is not enough: pyenv, for one, puts a `uv` shim there that fails when the
+# active Python has no uv. Take the first uv that runs; else install one with pip.
+uv_runs() { "$1" --version >/dev/null 2>&1; }
+if ! uv_runs uv; then
+  if uv_runs "$HOME/.local/bin/uv"; then
+    export PATH="$HOME/.local/bin:$PATH"
+  else
+    echo "bootstrap: installing uv with pip" >&2
+    python3 -m pip install --quiet --user uv
+    export PATH="$HOME/.local/bin:$PATH"
+    uv_runs uv || { echo "bootstrap: uv does not run after installing it" >&2; exit 1; }
+  fi
 fi
 
 # uv normally downloads a Python 3.13 itself. Where it cannot (no access to its download
