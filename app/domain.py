@@ -62,6 +62,12 @@ class Transcript:
     diarization: str | None = None
     """The pipeline that labelled speakers, or None when speakers were not labelled."""
     speaker_embeddings: dict[str, list[float]] | None = None
+    """Speaker label -> voice. Inside the pipeline: the diarizer's own space (what
+    known_speaker_references are compared in); as answered (`return_speaker_embeddings`):
+    the 256-d voiceprints below."""
+    voiceprints: dict[str, list[float]] | None = None
+    """Speaker label -> a 256-d GE2E voice embedding (app/diarization/voiceprint.py), the
+    vectors clients keep as voice profiles across recordings; None when not asked for."""
     speaker_names: dict[str, str] | None = None
     """Speaker label -> the name of the known speaker sample it matched (OpenAI's
     known_speaker_references); None when no samples were given."""
@@ -80,10 +86,16 @@ class Transcript:
             )
             for s in self.segments
         )
-        embeddings = self.speaker_embeddings
-        if embeddings is not None:
-            embeddings = {name(k) or k: v for k, v in embeddings.items()}
-        return replace(self, segments=segments, speaker_embeddings=embeddings)
+
+        def keyed(vectors: dict[str, list[float]] | None) -> dict[str, list[float]] | None:
+            return None if vectors is None else {name(k) or k: v for k, v in vectors.items()}
+
+        return replace(
+            self,
+            segments=segments,
+            speaker_embeddings=keyed(self.speaker_embeddings),
+            voiceprints=keyed(self.voiceprints),
+        )
 
     @property
     def speakers(self) -> list[str]:

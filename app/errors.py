@@ -35,7 +35,18 @@ class ModelNotAvailable(InvalidRequest):
 
 
 class AudioDecodeError(InvalidRequest):
+    """An upload that cannot be decoded. Its message always begins with DECODE_FAILED:
+    Speakr retries such an upload once, converted to MP3, only when the error text holds
+    one of a few phrases, this one among them."""
+
     code = "invalid_audio"
+    DECODE_FAILED = "Failed to decode audio: "
+
+    def __init__(self, reason: str, *, param: str | None = None, code: str | None = None) -> None:
+        # Idempotent: an error pickled back from a CPU worker process is built again from
+        # its message.
+        message = reason if reason.startswith(self.DECODE_FAILED) else self.DECODE_FAILED + reason
+        super().__init__(message, param=param, code=code)
 
 
 class EmptyUpload(AudioDecodeError):

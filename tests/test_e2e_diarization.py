@@ -152,7 +152,7 @@ def test_openai_diarized_json_with_known_names(live_server: LiveServer) -> None:
             response_format="diarized_json",
             known_speaker_names=["Alice"],
         )
-    assert [s.speaker for s in result.segments] == ["Alice", "B", "Alice", "B"]
+    assert [s.speaker for s in result.segments] == ["Alice", "A", "Alice", "A"]
     assert all(s.type == "transcript.text.segment" for s in result.segments)
     assert result.segments[1].text.startswith("Thanks")
     assert result.duration > 17 and "budget report" in " ".join(normalize(result.text))

@@ -68,7 +68,7 @@ def test_streamed_diarized_json_sends_speaker_segments(live_server: LiveServer) 
             )
         )
     segments = [e for e in events if e.type == "transcript.text.segment"]
-    assert [s.speaker for s in segments] == ["Alice", "B", "Alice", "B"]
+    assert [s.speaker for s in segments] == ["Alice", "A", "Alice", "A"]
     assert segments[1].text.startswith("Thanks") and segments[1].start > 5
     assert events[-1].type == "transcript.text.done"
     assert events[-1].text.startswith("Good morning")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel
@@ -125,23 +127,28 @@ def speaker_names(
 ) -> dict[str, str]:
     """Speaker labels -> what diarized_json shows. With voice samples (`matched` not None):
     the names their voices matched, and letters A, B, ... for the other speakers in order of
-    first appearance. Without: `known` names in order of first appearance, then letters."""
+    first appearance. Without: `known` names in order of first appearance, then letters. A
+    letter that is one of the known names is skipped, so a speaker who matched no sample
+    never carries a known speaker's name (Speakr passes the letters of an earlier chunk as
+    the known names of the next)."""
+    letters = _letters(taken=set(known) | set((matched or {}).values()))
     if matched is not None:
-        others = [label for label in speakers if label not in matched]
-        return {**matched, **{label: _letters(i) for i, label in enumerate(others)}}
+        return {label: matched.get(label) or next(letters) for label in speakers}
     return {
-        label: known[index] if index < len(known) else _letters(index)
+        label: known[index] if index < len(known) else next(letters)
         for index, label in enumerate(speakers)
     }
 
 
-def _letters(index: int) -> str:
-    label = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        label = chr(ord("A") + rest) + label
-    return label
+def _letters(taken: set[str]) -> Iterator[str]:
+    """A, B, ..., Z, AA, AB, ... without the names in `taken`."""
+    for index in itertools.count(1):
+        label = ""
+        while index:
+            index, rest = divmod(index - 1, 26)
+            label = chr(ord("A") + rest) + label
+        if label not in taken:
+            yield label
 
 
 def diarized(transcript: Transcript, known_names: list[str]) -> DiarizedTranscription:

@@ -65,7 +65,7 @@ async def saved_upload(
         with os.fdopen(fd, "wb") as out:
             size = await asyncio.to_thread(_copy_limited, upload.file, out, limit_bytes)
         if size == 0:
-            raise EmptyUpload("The uploaded file is empty.", param=field)
+            raise EmptyUpload("the uploaded file is empty.", param=field)
         yield path
     finally:
         await upload.close()
@@ -96,7 +96,7 @@ async def persist_upload(
         with path.open("wb") as out:
             size = await asyncio.to_thread(_copy_limited, upload.file, out, limit_bytes)
         if size == 0:
-            raise EmptyUpload("The uploaded file is empty.", param=field)
+            raise EmptyUpload("the uploaded file is empty.", param=field)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

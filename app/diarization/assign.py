@@ -64,11 +64,16 @@ def label_speakers(transcript: Transcript, diarization: Diarization) -> Transcri
 
     numbered = tuple(replace(s, id=i) for i, s in enumerate(segments))
     labelled = replace(transcript, segments=numbered, speaker_embeddings=None).renamed(order)
-    embeddings = {order[k]: v for k, v in diarization.embeddings.items() if k in order}
+
+    def keyed(vectors: dict[str, list[float]]) -> dict[str, list[float]]:
+        return dict(sorted((order[k], v) for k, v in vectors.items() if k in order))
+
+    prints = diarization.voiceprints
     return replace(
         labelled,
         diarization=diarization.pipeline,
-        speaker_embeddings=dict(sorted(embeddings.items())),
+        speaker_embeddings=keyed(diarization.embeddings),
+        voiceprints=None if prints is None else keyed(prints),
     )
 
 

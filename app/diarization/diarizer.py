@@ -40,6 +40,8 @@ class Diarization:
     """Non-overlapping turns (pyannote's exclusive diarization), in time order."""
     embeddings: dict[str, list[float]] = field(default_factory=dict)
     pipeline: str = ""
+    voiceprints: dict[str, list[float]] | None = None
+    """256-d voiceprints per speaker (app/diarization/voiceprint.py), when asked for."""
 
 
 class Diarizer:

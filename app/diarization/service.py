@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from app.config import Settings
-from app.diarization.diarizer import Diarization, Diarizer, SpeakerLimits
+from app.diarization.diarizer import Diarization, Diarizer, SpeakerLimits, SpeakerTurn
 from app.diarization.pipelines import (
     HUB_PIPELINE,
     OFFLINE_RECIPES,
@@ -20,11 +21,23 @@ from app.diarization.pipelines import (
     offline_name,
 )
 from app.diarization.reassign import reassign_turns
+from app.diarization.voice_embedding import VoiceEncoder, load_voice_encoder
+from app.diarization.voiceprint import Read, speaker_voiceprints
 from app.domain import Audio
 from app.models.hub import HubClient
 from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Unloadable:
+    """A loaded network as the model cache holds it."""
+
+    model: VoiceEncoder
+
+    def unload(self) -> None:
+        del self.model
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,14 @@ class DiarizationService:
             )
         log.info("%d of %d turns moved to a nearer speaker", moved, len(turns))
         return replace(found, turns=turns)
+
+    def voiceprints(self, turns: Sequence[SpeakerTurn], read: Read) -> dict[str, list[float]]:
+        """Blocking. Each speaker's 256-d GE2E voiceprint from their turns of the recording
+        (`read(start_ms, end_ms)` gives its samples), whichever pipeline diarized it."""
+        with self._cache.use(
+            "diarization/voiceprint-ge2e", lambda: _Unloadable(load_voice_encoder(self._device))
+        ) as encoder:
+            return speaker_voiceprints(encoder.model.embed_many, turns, read)
 
     def embed_voices(self, pipeline: str, samples: list[Audio]) -> list[list[float] | None]:
         """Blocking. Each sample's voice as `pipeline` (the one that diarized the

@@ -48,10 +48,10 @@ def decode_to_pcm(
         decoded = _decode_stream(container, stream, out, max_duration_s)
     decoded_s = decoded / SAMPLE_RATE
     if decoded == 0:
-        raise AudioDecodeError("No audio could be decoded from the file.", param="file")
+        raise AudioDecodeError("no audio could be decoded from the file.", param="file")
     if declared_s and decoded_s < declared_s * _TRUNCATION_RATIO - _TRUNCATION_SLACK_S:
         raise AudioDecodeError(
-            f"The file looks truncated: its header declares {declared_s:.1f} s of audio but "
+            f"the file looks truncated: its header declares {declared_s:.1f} s of audio but "
             f"only {decoded_s:.1f} s could be decoded.",
             param="file",
         )
@@ -64,7 +64,7 @@ def check_upload(src: Path, *, encoded: bool = True, max_duration_s: float = mat
     size = src.stat().st_size
     if not encoded:
         if size == 0:
-            raise EmptyUpload("The uploaded file is empty.", param="file")
+            raise EmptyUpload("the uploaded file is empty.", param="file")
         if size % 2:
             raise AudioDecodeError(
                 "encode=false expects raw 16-bit little-endian mono PCM at 16 kHz, but the "
@@ -83,18 +83,18 @@ def _opened(
 ) -> Iterator[tuple[av.container.InputContainer, av.AudioStream, float]]:
     """The file's container, first audio stream and declared seconds, checked."""
     if src.stat().st_size == 0:
-        raise EmptyUpload("The uploaded file is empty.", param="file")
+        raise EmptyUpload("the uploaded file is empty.", param="file")
     try:
         container = av.open(str(src), mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         raise AudioDecodeError(
-            f"The file could not be read as audio or video ({_reason(exc)}). Supported: "
+            f"the file could not be read as audio or video ({_reason(exc)}). Supported: "
             "mp3, wav, m4a, flac, aac, ogg, wma, mp4, avi, mov, mkv, webm, amr, 3gp.",
             param="file",
         ) from exc
     with container:
         if not container.streams.audio:
-            raise AudioDecodeError("The file has no audio track.", param="file")
+            raise AudioDecodeError("the file has no audio track.", param="file")
         stream = container.streams.audio[0]
         declared_s = _wav_declared_duration(src) or _declared_duration(container, stream)
         _check_length(declared_s, max_duration_s)
@@ -151,7 +151,7 @@ def _decode_stream(
     except (av.FFmpegError, ValueError) as exc:
         at = decoded / SAMPLE_RATE
         raise AudioDecodeError(
-            f"The audio is corrupt or truncated: decoding failed after {at:.1f} s "
+            f"the audio is corrupt or truncated: decoding failed after {at:.1f} s "
             f"({_reason(exc)}).",
             param="file",
         ) from exc

@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from app.alignment import Aligner
 from app.allocator import release_free_memory
 from app.compute_thread import ComputeThread
@@ -196,6 +198,8 @@ class Pipeline:
         voices: Voices = ()
         if speakers is not None:  # hands freed memory back after each of its spans itself
             diarized = self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
+            if speakers.return_embeddings:
+                diarized = self._voiceprints(pcm, diarized)
             labelled = diarized.diarization
             if speakers.known and labelled is not None and self.diarization is not None:
                 service, pipeline = self.diarization, labelled.pipeline
@@ -273,6 +277,26 @@ class Pipeline:
             ),
         )
 
+    def _voiceprints(self, pcm: PcmFile, result: DiarizationResult) -> DiarizationResult:
+        """The diarized speakers' 256-d voiceprints, read from their own turns."""
+        found, service = result.diarization, self.diarization
+        if found is None or service is None:
+            return result
+
+        def read(start_ms: int, end_ms: int) -> np.ndarray:
+            return pcm.read(start_ms * SAMPLE_RATE // 1000, end_ms * SAMPLE_RATE // 1000)
+
+        try:
+            prints = self._timed(
+                "voiceprints",
+                lambda: self.torch_thread.run(lambda: service.voiceprints(found.turns, read)),
+            )
+        except Exception as exc:  # speakers without voiceprints beat no transcript
+            log.warning("speaker voiceprints failed", exc_info=True)
+            note = f"speaker_embeddings not computed: {type(exc).__name__}"
+            return replace(result, notes=(*result.notes, note))
+        return replace(result, diarization=replace(found, voiceprints=prints))
+
     def preload_diarization(self) -> None:
         if self.diarization is not None:
             self.torch_thread.run(self.diarization.preload)
@@ -291,8 +315,10 @@ class Pipeline:
                         transcript, output.known_voices, self.diarization.reference_threshold
                     )
                     notes.extend(said)
-                if not speakers.return_embeddings:
-                    transcript = replace(transcript, speaker_embeddings=None)
+                # What a client keeps across recordings: the 256-d voiceprints, never the
+                # diarizer's own (192-d CAM++) vectors.
+                handed_out = transcript.voiceprints if speakers.return_embeddings else None
+                transcript = replace(transcript, speaker_embeddings=handed_out, voiceprints=None)
         if not request.options.word_timestamps:
             transcript = drop_words(transcript)
         return replace(transcript, notes=(*transcript.notes, *notes))

@@ -8,8 +8,8 @@ def test_known_names_then_letters_in_order_of_first_appearance() -> None:
     labels = [f"SPEAKER_{i:02d}" for i in range(3)]
     assert speaker_names(labels, ["Alice"]) == {
         "SPEAKER_00": "Alice",
-        "SPEAKER_01": "B",
-        "SPEAKER_02": "C",
+        "SPEAKER_01": "A",
+        "SPEAKER_02": "B",
     }
     assert speaker_names([f"S{i}" for i in range(28)], [])["S27"] == "AB"
 
@@ -35,7 +35,7 @@ def test_diarized_json_shape() -> None:
         "speaker": "Dana",
         "text": "Hi there.",
     }
-    assert body["segments"][1]["speaker"] == "B"
+    assert body["segments"][1]["speaker"] == "A"
     assert "notes" not in body
 
 
@@ -49,5 +49,27 @@ def test_matched_names_then_letters_for_the_others() -> None:
     assert speaker_names(labels, ["Zed"], {}) == {
         "SPEAKER_00": "A",
         "SPEAKER_01": "B",
+        "SPEAKER_02": "C",
+    }
+
+
+def test_a_speaker_who_matched_no_sample_never_gets_a_known_name() -> None:
+    """Speakr sends the letters of an earlier chunk as the known names of the next: an
+    unmatched voice must not come back as "A" when "A" is a known speaker."""
+    labels = ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
+    assert speaker_names(labels, ["A", "B"], {"SPEAKER_01": "B"}) == {
+        "SPEAKER_00": "C",
+        "SPEAKER_01": "B",
+        "SPEAKER_02": "D",
+    }
+    assert speaker_names(labels, ["A", "C"], {}) == {
+        "SPEAKER_00": "B",
+        "SPEAKER_01": "D",
+        "SPEAKER_02": "E",
+    }
+    # Names alone (no samples) go to speakers in order; letters after them skip the names.
+    assert speaker_names(labels, ["B"]) == {
+        "SPEAKER_00": "B",
+        "SPEAKER_01": "A",
         "SPEAKER_02": "C",
     }

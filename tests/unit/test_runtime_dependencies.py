@@ -78,7 +78,11 @@ def undeclared_imports(
     problems = []
     for module, top in imported_names(package_dir):
         extra = next(
-            (e for prefix, e in EXTRA_MODULES.items() if module == prefix or module.startswith(f"{prefix}.")),
+            (
+                e
+                for prefix, e in EXTRA_MODULES.items()
+                if module == prefix or module.startswith(f"{prefix}.")
+            ),
             None,
         )
         allowed = runtime | (extras.get(extra, set()) if extra else set())
