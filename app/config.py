@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     openai_whisper1_model: str | None = None
     """Model the OpenAI alias `whisper-1` maps to. Unset = the default model."""
 
+    model_aliases: str = (
+        "gpt-4o-transcribe=,gpt-4o-mini-transcribe=,gpt-4o-mini-transcribe-2025-12-15=,"
+        "gpt-4o-transcribe-diarize="
+    )
+    """Comma-separated `alias=model` pairs: model ids clients may send that this server
+    serves with one of its own models (an empty model = the default model). The default
+    maps OpenAI's gpt-4o transcription ids, the only ones Speakr's `openai_transcribe`
+    connector sends, to the default model; add `qwen3-asr-0.6b=` for Speakr's `openasr`
+    connector left on its default model. Aliases are listed in /v1/models. Empty = none.
+    (`whisper-1` is OPENAI_WHISPER1_MODEL's.)"""
+
     port: int = Field(default=9001, ge=1, le=65535)
     """TCP port `entrypoint.sh` binds (uvicorn's `--port` wins when run directly)."""
 
@@ -246,6 +257,21 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _alias_pairs(cls, value: str) -> str:
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            alias, sep, _ = pair.partition("=")
+            if not sep or not alias.strip():
+                raise ValueError(f"MODEL_ALIASES: '{pair}' is not of the form alias=model")
+        return value
+
+    @property
+    def model_alias_map(self) -> dict[str, str]:
+        """MODEL_ALIASES as alias -> model ('' = the default model)."""
+        pairs = (p.partition("=") for p in self.model_aliases.split(",") if p.strip())
+        return {alias.strip(): model.strip() for alias, _, model in pairs}
 
     @property
     def concurrent_transcriptions(self) -> int:

@@ -50,6 +50,7 @@ CONTAINERS: dict[str, tuple[str, str, int]] = {
     "flac": ("flac", "flac", 16000),
     "aac": ("adts", "aac", 16000),
     "ogg": ("ogg", "libopus", 48000),
+    "opus": ("ogg", "libopus", 48000),
     "wma": ("asf", "wmav2", 16000),
     "mp4": ("mp4", "aac", 16000),
     "avi": ("avi", "libmp3lame", 16000),
@@ -78,6 +79,39 @@ def encode(src: Path, dst: Path) -> Path:
             for packet in stream.encode(resampled):
                 out.mux(packet)
         for packet in stream.encode(None):
+            out.mux(packet)
+    return dst
+
+
+def encode_video(src: Path, dst: Path) -> Path:
+    """An .mp4 video of `src`: black 64x64 MPEG-4 frames at 5 fps beside its audio in AAC
+    (a screen recording or a phone video, as users upload them)."""
+    from app.pipeline.decode import decode_file  # the app's decoder, only where a test needs it
+
+    samples = decode_file(src).samples
+    assert isinstance(samples, np.ndarray)
+    with av.open(str(dst), "w", format="mp4") as out:
+        video = out.add_stream("mpeg4", rate=5)
+        assert isinstance(video, av.VideoStream)
+        video.width = video.height = 64
+        video.pix_fmt = "yuv420p"
+        audio = out.add_stream("aac", rate=16000)
+        assert isinstance(audio, av.AudioStream)
+        audio.layout = "mono"
+        black = np.zeros((64, 64, 3), dtype=np.uint8)
+        for i in range(int(len(samples) / 16000 * 5)):
+            frame = av.VideoFrame.from_ndarray(black, format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)[None]
+        sound = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        sound.sample_rate = 16000
+        resampler = av.AudioResampler(format=audio.format.name, layout="mono", rate=16000)
+        for resampled in resampler.resample(sound):
+            for packet in audio.encode(resampled):
+                out.mux(packet)
+        for packet in [*audio.encode(None), *video.encode(None)]:
             out.mux(packet)
     return dst
 

@@ -59,6 +59,7 @@ _TRANSCRIBE_FIELDS = _COMMON_FIELDS | {
     "known_speaker_names",
     "known_speaker_references[]",
     "known_speaker_references",
+    "diarize",  # an extension (OpenASR's, sent by Speakr's openasr connector)
 }
 
 
@@ -132,6 +133,7 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
             param="stream",
         )
     known_names, known_voices = await known_speakers(form, fmt)
+    diarize = fmt == "diarized_json" or fields.boolean("diarize", default=False)
     options = DecodeOptions(
         task=task,
         language=fields.language(),
@@ -143,7 +145,7 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     work = TranscriptionRequest(
         model=fields.text("model"),
         options=options,
-        speakers=SpeakerRequest(known=known_voices) if fmt == "diarized_json" else None,
+        speakers=SpeakerRequest(known=known_voices) if diarize else None,
     )
     if stream:
         resources = AsyncExitStack()
@@ -233,6 +235,10 @@ async def transcriptions(
         "transcript.text.segment (diarized_json), then transcript.text.done"
     ),
     chunking_strategy: str = _f("auto only: speech is always split by VAD", **_one_of("auto")),
+    diarize: bool = _f(
+        "Extension (as OpenASR's): true = label speakers; verbose_json segments and words "
+        "then carry `speaker` (SPEAKER_00, ...). diarized_json always labels them."
+    ),
 ) -> Response:
     # The parameters above document the contract in /docs; _run reads the form itself so
     # that aliases, unknown fields and unsupported values get OpenAI's own error messages.
@@ -264,7 +270,7 @@ async def translations(
 
 
 def _model_objects_sync(registry: Any) -> dict[str, ModelObject]:
-    names = ["whisper-1", *registry.available_names()]
+    names = [*registry.alias_names(), *registry.available_names()]
     return {
         name: ModelObject(id=name, created=registry.created(name), owned_by="whisperx-service")
         for name in names

@@ -35,12 +35,16 @@ class VerboseSegment(BaseModel):
     avg_logprob: float
     compression_ratio: float
     no_speech_prob: float
+    speaker: str | None = None
+    """Extension: with diarize=true, the segment's speaker (SPEAKER_00, ...)."""
 
 
 class VerboseWord(BaseModel):
     word: str
     start: float
     end: float
+    speaker: str | None = None
+    """Extension: with diarize=true, the word's speaker."""
 
 
 class VerboseTranscription(BaseModel):
@@ -87,13 +91,19 @@ def verbose(transcript: Transcript, *, segments: bool, words: bool) -> VerboseTr
                 avg_logprob=s.avg_logprob,
                 compression_ratio=s.compression_ratio,
                 no_speech_prob=s.no_speech_prob,
+                speaker=s.speaker,
             )
             for s in transcript.segments
         ]
         if segments
         else None,
         words=[
-            VerboseWord(word=w.text.strip(), start=seconds(w.start_ms), end=seconds(w.end_ms))
+            VerboseWord(
+                word=w.text.strip(),
+                start=seconds(w.start_ms),
+                end=seconds(w.end_ms),
+                speaker=w.speaker,
+            )
             for w in transcript.words
         ]
         if words

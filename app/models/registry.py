@@ -109,7 +109,15 @@ class ModelRegistry:
         key = name.strip()
         if key == WHISPER1:
             return self.canonical(self._settings.openai_whisper1_model or self.default_model())
+        operator = self._settings.model_alias_map
+        if key in operator:  # MODEL_ALIASES: one step, so an alias can never loop
+            target = operator[key] or self.default_model()
+            return self.canonical(target) if target == WHISPER1 else ALIASES.get(target, target)
         return ALIASES.get(key, key)
+
+    def alias_names(self) -> list[str]:
+        """Ids clients may send besides model names: whisper-1 and MODEL_ALIASES."""
+        return [WHISPER1, *self._settings.model_alias_map]
 
     def known_names(self) -> list[str]:
         names = set(CT2_HUB_REPOS) | set(_BUNDLED_WHOLE) | set(_BUNDLED_PARTS)
