@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -309,3 +310,32 @@ def test_job_progress_streams_as_server_sent_events(server: LiveServer, tmp_path
     assert again.count("data: ") == 1 and "job.completed" in again
     missing = httpx.get(f"{server.url}/v1/jobs/nope/events", timeout=30)
     assert missing.status_code == 404 and missing.json()["error"]["code"]
+
+
+def test_progress_moves_through_every_stage_of_a_3_minute_job(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """What the page's bar shows: a 3-minute recording on the page's default model, with
+    speakers. Transcribe reports between windows and, while a batch is in the engine, the
+    scheduler's estimate of it (a lone job's windows are one batch, which held the bar at
+    one value for a minute on this CPU); align and diarize show (a short stage was lost to
+    the once-a-second write before); diarize reports from inside the pipeline's chunks."""
+    job = submit(server.url, long_wav(tmp_path, 9), model="base", diarize="true").json()
+    seen: list[tuple[float, str, float]] = []
+    with httpx.stream("GET", f"{server.url}/v1/jobs/{job['id']}/events", timeout=600) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line.removeprefix("data: "))
+                progress = event["job"]["progress"]
+                seen.append((time.monotonic(), progress["stage"], progress["fraction"]))
+    assert seen[-1][2] == 1.0, seen
+    by_stage: dict[str, set[float]] = {}
+    for _, stage, fraction in seen:
+        by_stage.setdefault(stage, set()).add(fraction)
+    assert {"decode", "transcribe", "align", "diarize"} <= set(by_stage), by_stage
+    assert len(by_stage["transcribe"]) >= 5, by_stage["transcribe"]
+    assert len(by_stage["diarize"]) >= 2, by_stage["diarize"]
+    fractions = [f for _, _, f in seen]
+    assert fractions == sorted(fractions)
+    stalls = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
+    print(f"progress: {len(seen)} updates, longest without one {max(stalls):.1f} s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,22 @@ class Diarization:
     """256-d voiceprints per speaker (app/diarization/voiceprint.py), when asked for."""
 
 
+_STEP_SHARES = {"segmentation": (0.0, 0.35), "embeddings": (0.35, 0.95)}
+
+
+def _hook(progress: Callable[[float], None]) -> Callable[..., None]:
+    """pyannote's pipeline hook (step, artefact, file=, total=, completed=) -> fractions."""
+
+    def hook(step: str, artefact: Any, *, total: int | None = None, **more: Any) -> None:
+        share = _STEP_SHARES.get(step)
+        completed = more.get("completed")
+        if share is not None and total and completed is not None:
+            low, high = share
+            progress(low + (high - low) * min(completed / total, 1.0))
+
+    return hook
+
+
 class Diarizer:
     """Wraps one loaded pyannote pipeline; safe to share between requests."""
 
@@ -54,7 +71,14 @@ class Diarizer:
         # inference buffers): with GPU_CONCURRENCY > 1, requests take turns here.
         self._lock = threading.Lock()
 
-    def diarize(self, audio: Audio, limits: SpeakerLimits) -> Diarization:
+    def diarize(
+        self,
+        audio: Audio,
+        limits: SpeakerLimits,
+        progress: Callable[[float], None] | None = None,
+    ) -> Diarization:
+        """`progress` gets the fraction done: segmentation chunks (up to 35 %), embedding
+        batches (up to 95 %), through the pipeline's own hook."""
         import torch
 
         samples = np.asarray(audio.samples, dtype=np.float32)
@@ -63,7 +87,7 @@ class Diarizer:
             "sample_rate": audio.sample_rate,
             "uri": "upload",
         }
-        kwargs = {
+        kwargs: dict[str, Any] = {
             k: v
             for k, v in (
                 ("num_speakers", limits.num_speakers),
@@ -72,6 +96,8 @@ class Diarizer:
             )
             if v is not None
         }
+        if progress is not None:
+            kwargs["hook"] = _hook(progress)
         with self._lock:
             output = self._pipeline(file, **kwargs)
         exclusive = getattr(output, "exclusive_speaker_diarization", output)

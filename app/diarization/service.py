@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
@@ -28,6 +28,10 @@ from app.models.hub import HubClient
 from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
+
+
+def _no_report(fraction: float) -> None:
+    pass
 
 
 @dataclass
@@ -106,9 +110,11 @@ class DiarizationService:
     def _lend(self, name: str) -> AbstractContextManager[Diarizer]:
         return self._cache.use(f"diarization/{name}", lambda: self._load(name))
 
-    def _run(self, name: str, audio: Audio, limits: SpeakerLimits) -> Diarization:
+    def _run(
+        self, name: str, audio: Audio, limits: SpeakerLimits, progress: Callable[[float], None]
+    ) -> Diarization:
         with self._lend(name) as diarizer:
-            found = diarizer.diarize(audio, limits)
+            found = diarizer.diarize(audio, limits, progress)
             if name != self._offline:  # hub pipelines' embeddings have no embed_many
                 return found
             turns, moved = reassign_turns(
@@ -135,8 +141,12 @@ class DiarizationService:
         with self._lend(pipeline) as diarizer:
             return [diarizer.embed(audio) for audio in samples]
 
-    def diarize(self, audio: Audio, limits: SpeakerLimits) -> DiarizationResult:
-        """Blocking; call from a worker thread."""
+    def diarize(
+        self, audio: Audio, limits: SpeakerLimits, progress: Callable[[float], None] = _no_report
+    ) -> DiarizationResult:
+        """Blocking; call from a worker thread. `progress` gets the fraction done as the
+        pipeline goes through its chunks; what it raises (a cancelled request) stops the
+        diarization and is raised here, never taken for a pipeline failure."""
         name = self.pipeline_name()
         if name == "none":
             return DiarizationResult(
@@ -146,11 +156,22 @@ class DiarizationService:
         started = time.perf_counter()
         # A hub pipeline that cannot be had falls back to the offline one; that one failing
         # means no speakers, said in the notes.
+        stopped: list[BaseException] = []
+
+        def report(fraction: float) -> None:
+            try:
+                progress(fraction)
+            except BaseException as exc:
+                stopped.append(exc)
+                raise
+
         for candidate in dict.fromkeys((name, self._offline)):
             try:
-                result = self._run(candidate, audio, limits)
+                result = self._run(candidate, audio, limits, report)
                 break
             except Exception as exc:
+                if stopped:
+                    raise stopped[0] from None
                 if candidate == self._offline:
                     note = f"diarization skipped: the offline pipeline failed ({exc})"
                     log.warning(note, exc_info=True)

@@ -165,13 +165,16 @@ class JobWorker:
 
     def _progress(self, job: Job) -> Progress:
         last = [0.0]
+        last_stage = [""]
 
         def report(stage: str, fraction: float) -> None:
             if self._stopping or job.id in self._cancelled:
                 raise JobCancelled(job.id)
             now = time.monotonic()
-            if now - last[0] >= _PROGRESS_EVERY_S:
-                last[0] = now
+            # At most one write a second, but a new stage is always written (a short stage
+            # would otherwise never show: align and diarize did not on a 3-minute file).
+            if stage != last_stage[0] or now - last[0] >= _PROGRESS_EVERY_S:
+                last[0], last_stage[0] = now, stage
                 if not self._store.progress(job.id, self.worker_id, stage, fraction):
                     raise JobCancelled(job.id)  # cancelled, deleted, or no longer ours
 

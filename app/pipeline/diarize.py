@@ -124,6 +124,13 @@ def link_speakers(
     return {member: f"S{n}" for n, c in enumerate(clusters) for member in c.members}
 
 
+def _within_span(
+    progress: Callable[[float], None], index: int, count: int
+) -> Callable[[float], None]:
+    """Span `index` of `count`: its own fractions as fractions of the whole recording."""
+    return lambda fraction: progress((index + fraction) / count)
+
+
 def diarize_recording(
     service: DiarizationService,
     pcm: PcmFile,
@@ -136,7 +143,7 @@ def diarize_recording(
     spans = diarization_spans(regions, chunk)
     if len(spans) == 1:  # all the speech at once: no linking
         span = spans[0]
-        result = service.diarize(Audio(span.speech(pcm), SAMPLE_RATE), limits)
+        result = service.diarize(Audio(span.speech(pcm), SAMPLE_RATE), limits, progress)
         if result.diarization is None:
             return result
         mapped = tuple(to_recording(result.diarization.turns, span.regions))
@@ -148,7 +155,11 @@ def diarize_recording(
     notes: list[str] = []
     pipeline = ""
     for index, span in enumerate(spans):
-        result = service.diarize(Audio(span.speech(pcm), SAMPLE_RATE), span_limits)
+        result = service.diarize(
+            Audio(span.speech(pcm), SAMPLE_RATE),
+            span_limits,
+            _within_span(progress, index, len(spans)),
+        )
         release_free_memory()
         notes.extend(n for n in result.notes if n not in notes)
         progress((index + 1) / len(spans))

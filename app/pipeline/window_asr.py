@@ -12,7 +12,7 @@ the first window goes alone and the rest follow with its answer.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -24,6 +24,7 @@ from app.pipeline.windows import Window
 from app.scheduler.window_scheduler import WindowStream
 
 _SAMPLES_PER_FRAME = 160  # Whisper's mel hop: `seek` counts these
+_TICK_S = 1.0  # progress (and a cancelled request's stop) at least this often while waiting
 
 
 def transcribe_windows(
@@ -49,6 +50,19 @@ def transcribe_windows(
     def submit(window: Window, code: str | None) -> Future[WindowText]:
         return stream.submit(SpeechWindow(window.speech(pcm), replace(options, language=code)))
 
+    def wait(
+        future: Future[WindowText], pending: Sequence[tuple[Window, Future[WindowText]]]
+    ) -> WindowText:
+        """The window's text; meanwhile, every _TICK_S, progress with the windows in the
+        engine counted as far as the scheduler estimates them (a lone request's windows
+        are one batch: without this, the bar stood still for a whole minute on a CPU)."""
+        while True:
+            try:
+                return future.result(timeout=_TICK_S)
+            except TimeoutError:
+                partial = sum(w.samples * stream.estimated_done(f) for w, f in pending)
+                progress((done + partial) / total)
+
     def keep(window: Window, text: WindowText) -> None:
         nonlocal done
         timeline = window.timeline()
@@ -65,7 +79,8 @@ def transcribe_windows(
     upcoming = deque(windows)
     if language is None and upcoming:
         first = upcoming.popleft()
-        text = submit(first, None).result()
+        detecting = submit(first, None)
+        text = wait(detecting, [(first, detecting)])
         language, probability = text.language, text.language_probability
         keep(first, text)
     in_flight: deque[tuple[Window, Future[WindowText]]] = deque()
@@ -73,8 +88,10 @@ def transcribe_windows(
         while upcoming and len(in_flight) < ahead:
             window = upcoming.popleft()
             in_flight.append((window, submit(window, language)))
-        window, future = in_flight.popleft()
-        keep(window, future.result())
+        window, future = in_flight[0]
+        text = wait(future, in_flight)
+        in_flight.popleft()
+        keep(window, text)
     return whisper_transcript(
         stream.model.name, tuple(segments), language or "en", probability, pcm.duration_ms, options
     )

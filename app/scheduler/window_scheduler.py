@@ -59,6 +59,11 @@ class WindowStream:
     def cancel(self) -> None:
         self.scheduler._cancel(self)
 
+    def estimated_done(self, future: Future[WindowText]) -> float:
+        """How much of this window is likely decoded: for progress bars, never for
+        decisions (WindowScheduler.estimated_done says how it is estimated)."""
+        return self.scheduler.estimated_done(future)
+
     def __enter__(self) -> WindowStream:
         return self
 
@@ -96,6 +101,8 @@ class WindowScheduler:
         self._closed = False
         self.stats = SchedulerStats()
         self._idle_since: float | None = None
+        self._running: tuple[float, int, frozenset[int]] | None = None
+        """The batch in the engine: (started, windows, ids of its futures)."""
         self._thread = threading.Thread(target=self._loop, name="window-scheduler", daemon=True)
         self._thread.start()
 
@@ -122,6 +129,20 @@ class WindowScheduler:
         with self._ready:
             since = self._idle_since
             return self.stats.idle_s + (time.perf_counter() - since if since else 0.0)
+
+    def estimated_done(self, future: Future[WindowText]) -> float:
+        """The fraction of `future`'s window likely decoded: 1 when it is, 0 while it waits
+        for a batch; inside the engine, the time its batch has run over what a batch of
+        that many windows took here so far (this scheduler's mean seconds per window; the
+        engine reports nothing mid-batch), at most 0.9 until the result is there."""
+        if future.done():
+            return 1.0
+        running, stats = self._running, self.stats
+        if running is None or id(future) not in running[2] or not stats.windows:
+            return 0.0
+        started, windows, _ = running
+        expected = windows * stats.engine_s / stats.windows
+        return min(0.9, (time.perf_counter() - started) / expected) if expected > 0 else 0.0
 
     def open(self, model: LoadedModel, label: str = "") -> WindowStream:
         return WindowStream(self, model, label)
@@ -211,6 +232,7 @@ class WindowScheduler:
         self._on_batch(len(live))
         windows = [q.window for q in live]
         started = time.perf_counter()
+        self._running = (started, len(live), frozenset(id(q.future) for q in live))
         try:
             results = self._run_batch(lambda: model.decode_windows(windows))
         except BaseException as exc:  # handed to the waiting requests
@@ -223,6 +245,7 @@ class WindowScheduler:
                 self._decode_alone(model, queued)
             return
         finally:
+            self._running = None
             self.stats.engine_s += time.perf_counter() - started
         for queued, result in zip(live, results, strict=True):
             queued.future.set_result(result)

@@ -162,7 +162,7 @@ class ThreadRecordingDiarization:
     def __init__(self) -> None:
         self.threads: list[str] = []
 
-    def diarize(self, audio: Any, limits: Any) -> DiarizationResult:
+    def diarize(self, audio: Any, limits: Any, progress: Any = None) -> DiarizationResult:
         self.threads.append(threading.current_thread().name)
         turn = SpeakerTurn(0, audio.duration_ms, "SPEAKER_00")
         return DiarizationResult(Diarization((turn,), pipeline="recording"))

@@ -3,6 +3,7 @@ back (a fake diarizer that reports what it was given)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,10 @@ class HeardDiarizer:
     def __init__(self) -> None:
         self.heard: list[np.ndarray] = []
 
-    def diarize(self, audio: Audio, limits: SpeakerLimits) -> DiarizationResult:
+    def diarize(
+        self, audio: Audio, limits: SpeakerLimits, progress: Callable[[float], None]
+    ) -> DiarizationResult:
+        progress(0.5)  # half way through this span
         samples = np.asarray(audio.samples)
         self.heard.append(samples)
         turn = SpeakerTurn(0, len(samples) * 1000 // SR, "A")
@@ -43,14 +47,19 @@ def recording(tmp_path: Path, seconds: int, speech: list[tuple[int, int]]) -> Pc
     return PcmFile(path)
 
 
-def run(pcm: PcmFile, regions: list[SpeechRegion], **kw: Any) -> tuple[HeardDiarizer, Any]:
+def run(
+    pcm: PcmFile,
+    regions: list[SpeechRegion],
+    progress: Callable[[float], None] = lambda _: None,
+    **kw: Any,
+) -> tuple[HeardDiarizer, Any]:
     diarizer = HeardDiarizer()
     result = diarize_recording(
         diarizer,  # type: ignore[arg-type]
         pcm,
         regions,
         SpeakerLimits(),
-        lambda _: None,
+        progress,
         **kw,
     )
     return diarizer, result.diarization
@@ -81,3 +90,13 @@ def test_more_speech_than_a_chunk_is_diarized_in_spans_and_linked(tmp_path: Path
         (9_000, 17_000),
         (30_000, 38_000),
     ]
+
+
+def test_progress_moves_within_each_span_and_never_back(tmp_path: Path) -> None:
+    pcm = recording(tmp_path, 40, [(0, 8), (9, 17), (30, 38)])
+    regions = [SpeechRegion(s * SR, e * SR) for s, e in ((0, 8), (9, 17), (30, 38))]
+    reported: list[float] = []
+    run(pcm, regions, reported.append, chunk=10 * SR)
+    assert reported == sorted(reported)
+    # Each span's own progress (half way) shows between the spans' ends.
+    assert [round(f, 3) for f in reported] == [0.167, 0.333, 0.5, 0.667, 0.833, 1.0]
