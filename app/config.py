@@ -234,6 +234,10 @@ class Settings(BaseSettings):
     """A file of API keys, one per line (blank lines and `#` comments skipped), read at
     start-up and joined with API_KEYS. Unset = none."""
 
+    max_queued_jobs_per_key: int = Field(default=0, ge=0)
+    """With API keys: jobs one key may have queued or running at once; one more is a 429
+    with Retry-After. 0 = no limit."""
+
     log_level: str = "INFO"
     """Python logging level for the service's own loggers."""
 

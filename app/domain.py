@@ -148,3 +148,25 @@ class Audio:
     @property
     def duration_ms(self) -> int:
         return int(len(self.samples) * 1000 / self.sample_rate)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Whose request this is: the API key's id (a digest, never the key), or None on a
+    server without keys (one tenant, as before keys). Jobs belong to the key that made
+    them; an admin key (marked in API_KEYS_FILE) sees every key's jobs."""
+
+    key_id: str | None = None
+    admin: bool = False
+
+    @property
+    def sees_all(self) -> bool:
+        return self.admin or self.key_id is None
+
+    def owns(self, owner: str | None) -> bool:
+        """Whether a job made by `owner` is this caller's own."""
+        return owner == self.key_id
+
+
+NO_KEYS = Tenant()
+"""The caller on a server without API keys."""

@@ -101,6 +101,17 @@ class QueueFull(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class LimitReached(ServiceError):
+    """A per-key limit (queued jobs): 429 with Retry-After."""
+
+    code = "rate_limit_exceeded"
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_s: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ClientGone(ServiceError):
     """The client went away before its request ran; nobody reads the answer."""
 
@@ -122,6 +133,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     NotFound: 404,
     Conflict: 409,
     QueueFull: 503,
+    LimitReached: 429,
     ClientGone: 499,  # nginx's "client closed request"
     EngineUnavailable: 503,
     ServiceError: 500,

@@ -83,7 +83,9 @@ def create_app(
     keys = KeyRing.from_settings(settings)
     if keys.enabled:
         log.info(
-            "API keys required (%d keys: %s)", len(keys.keys), ", ".join(i for _, i in keys.keys)
+            "API keys required (%d keys: %s)",
+            len(keys.keys),
+            ", ".join(f"{t.key_id}{' (admin)' if t.admin else ''}" for _, t in keys.keys),
         )
     app.add_middleware(ApiKeyMiddleware, keys=keys)
     app.add_middleware(RequestMetricsMiddleware)

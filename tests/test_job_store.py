@@ -11,9 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from postgres_server import PostgresServer
 
-from app.jobs.store import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Job, JobStore
+from app.domain import Tenant
+from app.jobs.store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    MIGRATIONS,
+    QUEUED,
+    RUNNING,
+    Job,
+    JobStore,
+)
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +125,25 @@ def test_cancel_reaches_the_worker_through_its_progress(store: JobStore) -> None
 def test_a_lone_server_requeues_what_it_left_running(store: JobStore) -> None:
     (job_id,) = add(store, 1)
     assert store.claim_next("old", lease_s=60, max_attempts=3) is not None
-    assert store.requeue_interrupted(stale_before=time.time() - 60) == []  # renewed just now
-    assert store.requeue_interrupted(stale_before=time.time() + 1) == [job_id]
+    assert store.requeue_interrupted(time.time() - 60, max_attempts=3) == []  # renewed now
+    assert store.requeue_interrupted(time.time() + 1, max_attempts=3) == [job_id]
     job = store.get(job_id)
     assert job is not None and job.status == QUEUED and job.worker_id is None
+
+
+def test_a_job_that_kills_its_server_at_every_start_fails_after_max_attempts(
+    store: JobStore,
+) -> None:
+    """The crash loop of a lone server: a recording that kills the process is started at
+    each start; after JOB_MAX_ATTEMPTS starts the next start fails it instead."""
+    (job_id,) = add(store, 1)
+    for start in range(3):
+        assert store.claim_next(f"life-{start}", lease_s=60, max_attempts=3) is not None
+        requeued = store.requeue_interrupted(time.time() + 1, max_attempts=3)  # restarted
+        assert requeued == ([job_id] if start < 2 else []), start
+    job = store.get(job_id)
+    assert job is not None and job.status == FAILED and job.attempts == 3
+    assert job.error is not None and "interrupted 3 times" in job.error
 
 
 def test_workers_report_their_load(store: JobStore) -> None:
@@ -152,3 +180,43 @@ def test_a_worker_stopping_hands_its_jobs_back(store: JobStore) -> None:
     assert job is not None and job.status == QUEUED and job.attempts == 0
     still = store.get(second)
     assert still is not None and still.status == RUNNING and still.worker_id == "other"
+
+
+def test_jobs_are_seen_by_their_own_key_and_admins_only(store: JobStore) -> None:
+    mine, theirs = Tenant("key-aaaa"), Tenant("key-bbbb")
+    admin = Tenant("key-root", admin=True)
+    store.add(Job(uuid.uuid4().hex, QUEUED, time.time(), "a.wav", "/x", "{}", owner=mine.key_id))
+    job = store.page(10, tenant=mine)[0][0]
+    assert store.get(job.id, mine) is not None and store.get(job.id, admin) is not None
+    assert store.get(job.id, theirs) is None
+    assert store.page(10, tenant=theirs) == ([], False)
+    assert store.page(10, after=job.id, tenant=theirs) == ([], False)
+    assert [j.id for j in store.page(10, tenant=admin)[0]] == [job.id]
+    assert store.queued_of(mine.key_id or "") == 1 and store.queued_of("key-bbbb") == 0
+
+
+def test_rows_from_before_owners_migrate_and_only_admins_see_them(tmp_path: Path) -> None:
+    """A database of the previous release (revision 0002) with a job in it: after the
+    migration the job has no owner; with keys on, an admin key sees it, another key not."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = JobStore(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old._engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.execute(
+            sa.text(
+                "INSERT INTO jobs (id, status, created_at, filename, upload_path, request, "
+                "stage, progress, attempts, webhook_attempts) VALUES "
+                "('old1', 'completed', 1.0, 'a.wav', '/x', '{}', 'done', 1.0, 1, 0)"
+            )
+        )
+    old.close()
+    store = JobStore(url)
+    store.migrate()
+    job = store.get("old1")
+    assert job is not None and job.owner is None
+    assert store.get("old1", Tenant("key-aaaa")) is None
+    assert store.get("old1", Tenant("key-root", admin=True)) == job
+    store.close()

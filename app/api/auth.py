@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.error_handlers import error_response
 from app.config import Settings
+from app.domain import NO_KEYS, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -38,36 +39,57 @@ def key_id(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
+ADMIN = "admin"
+"""The word after a key in API_KEYS_FILE that makes it an admin key (sees every key's jobs)."""
+
+
 @dataclass(frozen=True)
 class KeyRing:
-    keys: tuple[tuple[bytes, str], ...] = ()
-    """(key, key id) pairs."""
+    keys: tuple[tuple[bytes, Tenant], ...] = ()
+    """(key, who it is) pairs."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        found: list[str] = []
+        found: dict[str, bool] = {}  # key -> admin
         if settings.api_keys is not None:
-            found += settings.api_keys.get_secret_value().split(",")
+            for key in settings.api_keys.get_secret_value().split(","):
+                if key.strip():
+                    found.setdefault(key.strip(), False)
         if settings.api_keys_file is not None:
             try:
                 lines = settings.api_keys_file.read_text().splitlines()
             except OSError as exc:  # a server meant to be locked must not start open
                 raise ValueError(f"API_KEYS_FILE cannot be read: {exc}") from exc
-            found += [line for line in lines if not line.lstrip().startswith("#")]
-        keys = dict.fromkeys(k.strip() for k in found if k.strip())
-        return cls(tuple((k.encode(), key_id(k)) for k in keys))
+            for line in lines:
+                words = line.split()
+                if not words or words[0].startswith("#"):
+                    continue
+                if words[1:] not in ([], [ADMIN]):
+                    # A typo must not lock an admin out or open a key wider than meant.
+                    raise ValueError(
+                        "API_KEYS_FILE: a line is a key, optionally followed by the word "
+                        f"'{ADMIN}'; a line with {len(words)} words is neither"
+                    )
+                found[words[0]] = found.get(words[0], False) or words[1:] == [ADMIN]
+        return cls(tuple((k.encode(), Tenant(key_id(k), admin)) for k, admin in found.items()))
 
     @property
     def enabled(self) -> bool:
         return bool(self.keys)
 
-    def identify(self, presented: str) -> str | None:
-        """The id of the key `presented` is, or None; compares against every key."""
+    def identify(self, presented: str) -> Tenant | None:
+        """Who the key `presented` is, or None; compares against every key."""
         candidate, found = presented.encode(), None
-        for key, ident in self.keys:
+        for key, tenant in self.keys:
             if hmac.compare_digest(key, candidate):
-                found = ident
+                found = tenant
         return found
+
+
+def tenant_of(scope: Scope) -> Tenant:
+    """The caller of a request that passed ApiKeyMiddleware (NO_KEYS without keys)."""
+    found = scope.get("state", {}).get("tenant")
+    return found if isinstance(found, Tenant) else NO_KEYS
 
 
 def presented_keys(headers: Headers) -> list[str]:
@@ -104,8 +126,8 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         offered = presented_keys(Headers(scope=scope))
-        ident = next((i for i in map(self.keys.identify, offered) if i is not None), None)
-        if ident is None:
+        tenant = next((i for i in map(self.keys.identify, offered) if i is not None), None)
+        if tenant is None:
             message = (
                 "Invalid API key."
                 if offered
@@ -122,7 +144,8 @@ class ApiKeyMiddleware:
             )
             await response(scope, receive, send)
             return
+        scope.setdefault("state", {})["tenant"] = tenant  # request.state.tenant
         metrics = getattr(scope["app"].state, "metrics", None)
         if metrics is not None:
-            metrics.api_key_requests.labels(key_id=ident).inc()
+            metrics.api_key_requests.labels(key_id=tenant.key_id).inc()
         await self.app(scope, receive, send)

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from app.errors import QueueFull, ServiceError, is_retryable, status_for
+from app.errors import LimitReached, QueueFull, ServiceError, is_retryable, status_for
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         status = status_for(exc)
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
+        headers = None
+        if isinstance(exc, QueueFull | LimitReached):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         if status >= 500:
             log.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc.message)
         return error_response(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from app.api.sse import event
+from app.domain import Tenant
 from app.errors import NotFound
 from app.jobs.service import JobService
 from app.jobs.store import FINISHED, Job
@@ -24,14 +25,14 @@ POLL_S = 0.5
 KEEPALIVE_S = 15.0  # a comment line now and then, so proxies keep a quiet stream open
 
 
-async def job_events(service: JobService, job: Job) -> AsyncIterator[bytes]:
+async def job_events(service: JobService, job: Job, tenant: Tenant) -> AsyncIterator[bytes]:
     last: tuple[Any, ...] | None = None
     quiet_since = time.monotonic()
     while True:
         state = (job.status, job.stage, job.progress)
         if state != last:
             kind = f"job.{job.status}" if job.status in FINISHED else "job.progress"
-            yield event({"type": kind, "job": job_summary(job)})
+            yield event({"type": kind, "job": job_summary(job, tenant)})
             last, quiet_since = state, time.monotonic()
             if job.status in FINISHED:
                 return
@@ -40,7 +41,7 @@ async def job_events(service: JobService, job: Job) -> AsyncIterator[bytes]:
             quiet_since = time.monotonic()
         await asyncio.sleep(POLL_S)
         try:
-            job = await service.get(job.id)
+            job = await service.get(job.id, tenant)
         except NotFound:  # deleted while watched: say so and end, not a broken stream
             yield event({"type": "job.deleted", "job": {"id": job.id}})
             return

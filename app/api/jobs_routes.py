@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from app.api.asr_schemas import AsrTranscript
+from app.api.auth import tenant_of
 from app.api.event_schemas import JobDeleted, JobEvent, JobList, JobObject, sse_content
 from app.api.job_events import job_events
 from app.api.openai_schemas import (
@@ -122,14 +123,15 @@ async def submit_job(
     answers at once with the job. Poll GET /v1/jobs/{id} or wait for the webhook."""
     fields = Fields(request.query_params, await request.form())
     work = asr_request(fields)
-    service = _service(request)
+    service, tenant = _service(request), tenant_of(request.scope)
+    await service.check_quota(tenant)  # before the upload is copied or decoded
     job_id, folder = service.new_upload_folder()
     limit = request.app.state.settings.max_file_size_bytes
     upload = await persist_upload(file, folder, limit, field="file")
     name = file.filename or "audio"
-    job = await service.submit(job_id, upload, name, work, fields.text("webhook_url"))
+    job = await service.submit(job_id, upload, name, work, fields.text("webhook_url"), tenant)
     return JSONResponse(
-        job_summary(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+        job_summary(job, tenant), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
     )
 
 
@@ -139,8 +141,9 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page (1-100)")] = 20,
     after: Annotated[str | None, Query(description="The last id of the previous page")] = None,
 ) -> JSONResponse:
-    jobs, more = await _service(request).page(limit, after)
-    data = [job_summary(j) for j in jobs]
+    tenant = tenant_of(request.scope)
+    jobs, more = await _service(request).page(limit, after, tenant)
+    data = [job_summary(j, tenant) for j in jobs]
     return JSONResponse(
         {
             "object": "list",
@@ -159,7 +162,8 @@ async def list_jobs(
     responses={200: {"model": JobObject}},
 )
 async def get_job(request: Request, job_id: str) -> JSONResponse:
-    return JSONResponse(job_summary(await _service(request).get(job_id)))
+    tenant = tenant_of(request.scope)
+    return JSONResponse(job_summary(await _service(request).get(job_id, tenant), tenant))
 
 
 @router.get(
@@ -170,9 +174,9 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
     responses={200: {"content": sse_content(JobEvent)}},
 )
 async def job_events_stream(request: Request, job_id: str) -> StreamingResponse:
-    service = _service(request)
-    job = await service.get(job_id)  # an unknown id is a 404 before the stream starts
-    return event_stream(job_events(service, job))
+    service, tenant = _service(request), tenant_of(request.scope)
+    job = await service.get(job_id, tenant)  # an unknown id is a 404 before the stream starts
+    return event_stream(job_events(service, job, tenant))
 
 
 @router.get(
@@ -197,7 +201,7 @@ async def job_result(
     if format not in RESULT_FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(RESULT_FORMATS)}.", param="format")
     names = speaker_renames(speakers)
-    _, transcript = await _service(request).result(job_id)
+    _, transcript = await _service(request).result(job_id, tenant_of(request.scope))
     if names:
         transcript = transcript.renamed(names)
         if format == "diarized_json":  # the names themselves, not letters in their place
@@ -221,7 +225,8 @@ async def job_result(
     responses={200: {"model": JobObject}},
 )
 async def cancel_job(request: Request, job_id: str) -> JSONResponse:
-    return JSONResponse(job_summary(await _service(request).cancel(job_id)))
+    tenant = tenant_of(request.scope)
+    return JSONResponse(job_summary(await _service(request).cancel(job_id, tenant), tenant))
 
 
 @router.delete(
@@ -231,5 +236,5 @@ async def cancel_job(request: Request, job_id: str) -> JSONResponse:
     responses={200: {"model": JobDeleted}},
 )
 async def delete_job(request: Request, job_id: str) -> JSONResponse:
-    job = await _service(request).delete(job_id)
+    job = await _service(request).delete(job_id, tenant_of(request.scope))
     return JSONResponse({"id": job.id, "object": "transcription.job.deleted", "deleted": True})

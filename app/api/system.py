@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import __version__
 from app.api.openapi_spec import detail_errors, text_content
 from app.engines.memory import accelerator_memory_bytes
+from app.services.stack import stopped_parts
 
 router = APIRouter(tags=["service"])
 _KEYED = detail_errors(401)  # /health and the page are served without a key
@@ -61,9 +62,11 @@ async def health(request: Request) -> JSONResponse:
         return JSONResponse(
             {**body, "default_model": state.registry.default_model(), "uptime_s": uptime}
         )
+    stopped = stopped_parts(state)  # a dead job runner or scheduler: a 503 a prober sees
     return JSONResponse(
         {
-            "status": "healthy",
+            "status": "unhealthy" if stopped else "healthy",
+            "problems": stopped,
             "device": state.engine.device,
             "compute_type": state.engine.compute_type,
             "engine": state.engine.name,
@@ -75,7 +78,8 @@ async def health(request: Request) -> JSONResponse:
             },
             "serve_mode": state.serve_mode,
             "uptime_s": round(time.monotonic() - state.started_at, 1),
-        }
+        },
+        status_code=503 if stopped else 200,
     )
 
 

@@ -3,32 +3,61 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from app.diarization.diarizer import SpeakerLimits
 from app.domain import DecodeOptions, Segment, Transcript, Word
 from app.pipeline.request import SpeakerRequest, TranscriptionRequest
 
+REQUEST_VERSION = 1
+"""The stored request's layout. Rows without a version are of the releases before it (the
+same fields); a newer version than this one is refused rather than half-read."""
+
+
+class UnreadableRequest(ValueError):
+    """A stored request this release cannot run (corrupt, or from a newer release)."""
+
 
 def request_json(request: TranscriptionRequest) -> str:
     if request.speakers is not None and request.speakers.known:
         # Voice samples are request-time data of the OpenAI endpoint, which runs no jobs.
         raise ValueError("known speaker samples are not stored in jobs")
-    return json.dumps(asdict(request))
+    return json.dumps({"version": REQUEST_VERSION, **asdict(request)})
+
+
+def _known[T](kind: type[T], data: Any) -> T:
+    """`kind` built from the fields of `data` it has; fields it does not know are left out
+    (written by a later release), missing ones take their defaults."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{kind.__name__} is not an object")
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**{k: v for k, v in data.items() if k in names})
 
 
 def request_from_json(text: str) -> TranscriptionRequest:
-    data = json.loads(text)
-    speakers = data.get("speakers")
-    return TranscriptionRequest(
-        model=data.get("model"),
-        options=DecodeOptions(**data["options"]),
-        speakers=SpeakerRequest(SpeakerLimits(**speakers["limits"]), speakers["return_embeddings"])
-        if speakers
-        else None,
-        encoded=data.get("encoded", True),
-    )
+    """The stored request, read tolerantly; UnreadableRequest says why it cannot be."""
+    try:
+        data = json.loads(text)
+        version = data.get("version", REQUEST_VERSION)
+        if not isinstance(version, int) or version > REQUEST_VERSION:
+            raise UnreadableRequest(f"stored by a newer release (request version {version})")
+        speakers = data.get("speakers")
+        return TranscriptionRequest(
+            model=data.get("model"),
+            options=_known(DecodeOptions, data.get("options", {})),
+            speakers=SpeakerRequest(
+                _known(SpeakerLimits, speakers.get("limits", {})),
+                bool(speakers.get("return_embeddings", False)),
+            )
+            if speakers
+            else None,
+            encoded=bool(data.get("encoded", True)),
+        )
+    except UnreadableRequest:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UnreadableRequest(f"the stored request cannot be read ({exc})") from exc
 
 
 def transcript_json(transcript: Transcript) -> str:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from app.domain import NO_KEYS, Tenant
 from app.jobs.workers import WorkerBoard
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -57,6 +58,7 @@ jobs = sa.Table(
     sa.Column("webhook_error", sa.Text),
     sa.Column("worker_id", sa.String(64)),
     sa.Column("heartbeat_at", sa.Float),
+    sa.Column("owner", sa.String(32)),
 )
 
 
@@ -85,6 +87,8 @@ class Job:
     worker_id: str | None = None
     """The worker holding the lease while it runs (None when queued or finished)."""
     heartbeat_at: float | None = None
+    owner: str | None = None
+    """The id of the API key that made it; None on a server without keys."""
 
 
 _COLUMNS = [f.name for f in fields(Job)]
@@ -98,6 +102,11 @@ def _stale(stale_before: float) -> Any:
         jobs.c.status == RUNNING,
         sa.or_(jobs.c.heartbeat_at.is_(None), jobs.c.heartbeat_at < stale_before),
     )
+
+
+def _visible(tenant: Tenant) -> Any:
+    """The jobs `tenant` may see: its own, or all for an admin key or without keys."""
+    return sa.true() if tenant.sees_all else jobs.c.owner == tenant.key_id
 
 
 def _job(row: Any) -> Job:
@@ -134,16 +143,25 @@ class JobStore:
         self._engine.dispose()
 
     # --- reads ---------------------------------------------------------------------------
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, tenant: Tenant = NO_KEYS) -> Job | None:
+        """The job, if `tenant` may see it (another key's job is not found)."""
+        query = sa.select(jobs).where(jobs.c.id == job_id, _visible(tenant))
         with self._engine.connect() as c:
-            row = c.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            row = c.execute(query).first()
         return _job(row) if row else None
 
-    def page(self, limit: int, after: str | None = None) -> tuple[list[Job], bool]:
-        """Newest first; `after` = the last id of the previous page. Returns (jobs, more)."""
-        query = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+    def page(
+        self, limit: int, after: str | None = None, tenant: Tenant = NO_KEYS
+    ) -> tuple[list[Job], bool]:
+        """Newest first, of the jobs `tenant` may see; `after` = the last id of the previous
+        page. Returns (jobs, more)."""
+        query = (
+            sa.select(jobs)
+            .where(_visible(tenant))
+            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+        )
         if after is not None:
-            anchor = self.get(after)
+            anchor = self.get(after, tenant)
             if anchor is None:
                 return [], False
             query = query.where(
@@ -155,6 +173,14 @@ class JobStore:
         with self._engine.connect() as c:
             rows = c.execute(query.limit(limit + 1)).all()
         return [_job(r) for r in rows[:limit]], len(rows) > limit
+
+    def queued_of(self, owner: str) -> int:
+        """How many jobs the key `owner` has waiting or running."""
+        query = sa.select(sa.func.count()).where(
+            jobs.c.owner == owner, jobs.c.status.in_((QUEUED, RUNNING))
+        )
+        with self._engine.connect() as c:
+            return int(c.execute(query).scalar_one())
 
     def counts(self) -> dict[str, int]:
         query = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
@@ -291,14 +317,16 @@ class JobStore:
             c.execute(jobs.update().where(mine).values(**_REQUEUED, attempts=jobs.c.attempts - 1))
         return ids
 
-    def requeue_interrupted(self, stale_before: float) -> list[str]:
+    def requeue_interrupted(self, stale_before: float, max_attempts: int) -> list[str]:
         """Running jobs whose lease was last renewed before `stale_before` go back to the
-        queue (done again from the start: nothing of a half-done transcription is kept).
-        A lone server passes its start time: every job left running is its own."""
-        condition = _stale(stale_before)
+        queue (done again from the start: nothing of a half-done transcription is kept), or
+        fail when they have been started `max_attempts` times (a recording that kills the
+        process must not crash it at every start). A lone server passes its start time:
+        every job left running is its own. Returns the ids queued again."""
+        condition = sa.and_(_stale(stale_before), jobs.c.attempts < max_attempts)
         with self._engine.begin() as c:
             ids = [r.id for r in c.execute(sa.select(jobs.c.id).where(condition))]
-            c.execute(jobs.update().where(condition).values(**_REQUEUED))
+            self._release_expired(c, stale_before, max_attempts)
         return ids
 
     def claim_webhook(self, job_id: str) -> bool:

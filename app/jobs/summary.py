@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain import Tenant
 from app.jobs.store import Job
 
 
-def job_summary(job: Job) -> dict[str, Any]:
+def job_summary(job: Job, viewer: Tenant | None = None) -> dict[str, Any]:
+    """`viewer`: who asks (None: the job's owner itself, as in its webhook). A webhook URL is
+    shown to its owner only (an admin key sees that there is one, not where it points)."""
+    shown = viewer is None or viewer.owns(job.owner)
     return {
         "id": job.id,
         "object": "transcription.job",
@@ -22,7 +26,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "error": job.error,
         "result_url": f"/v1/jobs/{job.id}/result" if job.status == "completed" else None,
         "webhook": {
-            "url": job.webhook_url,
+            "url": job.webhook_url if shown else None,
             "status": job.webhook_status,
             "attempts": job.webhook_attempts,
             "error": job.webhook_error,

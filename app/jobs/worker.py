@@ -26,7 +26,7 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import ServiceError
-from app.jobs.codec import request_from_json, transcript_json
+from app.jobs.codec import UnreadableRequest, request_from_json, transcript_json
 from app.jobs.store import Job, JobStore
 from app.jobs.summary import job_summary
 from app.jobs.webhooks import SENDING, WebhookSender
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _PROGRESS_EVERY_S = 1.0
 _RETENTION_SWEEP_S = 600.0
+_MAX_BACKOFF_S = 60.0
 
 
 class JobCancelled(Exception):
@@ -90,7 +91,9 @@ class JobWorker:
             # The only process on this database: whatever is running was left by our past,
             # and so were webhooks being sent.
             stale = self._started_at
-            requeued = await asyncio.to_thread(self._store.requeue_interrupted, stale)
+            requeued = await asyncio.to_thread(
+                self._store.requeue_interrupted, stale, settings.job_max_attempts
+            )
             if requeued:
                 log.warning(
                     "resuming %d interrupted job(s): %s", len(requeued), ", ".join(requeued)
@@ -148,20 +151,40 @@ class JobWorker:
             await asyncio.sleep(every)
 
     async def _run_forever(self) -> None:
-        settings = self._settings
+        """Claim and run jobs, for as long as the server runs: a failing iteration (the
+        database locked or restarting, a bug) is logged and retried after a pause that
+        doubles up to a minute, never the end of the runner."""
+        failures = 0
         while True:
-            job = await asyncio.to_thread(
-                self._store.claim_next,
-                self.worker_id,
-                settings.job_lease_seconds,
-                settings.job_max_attempts,
-            )
-            if job is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                continue
-            await self._run(job)
+            try:
+                await self._run_next()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                pause = min(_MAX_BACKOFF_S, 0.5 * 2**failures)
+                log.exception(
+                    "job runner: an iteration failed (%d in a row); again in %.0f s",
+                    failures,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+
+    async def _run_next(self) -> None:
+        settings = self._settings
+        job = await asyncio.to_thread(
+            self._store.claim_next,
+            self.worker_id,
+            settings.job_lease_seconds,
+            settings.job_max_attempts,
+        )
+        if job is None:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            return
+        await self._run(job)
 
     def _progress(self, job: Job) -> Progress:
         last = [0.0]
@@ -183,7 +206,11 @@ class JobWorker:
     async def _run(self, job: Job) -> None:
         log.info("job %s started (attempt %d, %s)", job.id, job.attempts, job.filename)
         started = time.monotonic()
-        request = request_from_json(job.request)
+        try:
+            request = request_from_json(job.request)
+        except UnreadableRequest as exc:  # that job fails; the runner goes on
+            await self._finish(job, ok=False, error=str(exc))
+            return
         try:
             transcript = await self._transcriber.transcribe(
                 Path(job.upload_path), request, progress=self._progress(job), queue_limit=False

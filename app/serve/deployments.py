@@ -35,7 +35,7 @@ from ray.serve.handle import DeploymentHandle
 from app.config import Settings
 from app.domain import LanguageGuess, Transcript
 from app.pipeline.request import TranscriptionRequest
-from app.services.stack import model_services
+from app.services.stack import model_services, stopped_parts
 from app.services.transcriber import text_as_decoded
 
 APP_NAME = "whisperx"
@@ -125,11 +125,9 @@ class Transcription:
 
     def check_health(self) -> None:
         """Serve replaces a replica whose job worker or window scheduler stopped."""
-        if not self.state.job_worker.alive:
-            raise RuntimeError("the job worker stopped")
-        scheduler = self.state.scheduler
-        if scheduler is not None and not scheduler.alive:
-            raise RuntimeError("the window scheduler stopped")
+        stopped = stopped_parts(self.state)
+        if stopped:
+            raise RuntimeError("; ".join(stopped))
 
     async def __del__(self) -> None:
         await self._services.__aexit__(None, None, None)

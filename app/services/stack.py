@@ -178,3 +178,16 @@ def build_scheduler(
     scheduler = WindowScheduler(size, run_batch, on_batch)
     metrics.scheduler_queued.set_function(lambda: scheduler.queued)
     return scheduler
+
+
+def stopped_parts(state: Any) -> list[str]:
+    """The long-running parts of the model stack that have stopped (a job runner loop, the
+    window scheduler's thread): a server with any of them stopped is not healthy."""
+    stopped = []
+    worker = getattr(state, "job_worker", None)
+    if worker is not None and not worker.alive:
+        stopped.append("the job worker stopped")
+    scheduler = getattr(state, "scheduler", None)
+    if scheduler is not None and not scheduler.alive:
+        stopped.append("the window scheduler stopped")
+    return stopped

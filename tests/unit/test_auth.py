@@ -12,6 +12,7 @@ from starlette.datastructures import Headers
 
 from app.api.auth import KeyRing, key_id, presented_keys
 from app.config import Settings
+from app.domain import Tenant
 
 
 def basic(user: str, password: str) -> str:
@@ -30,12 +31,14 @@ def test_keys_come_from_every_place_a_client_may_send_them() -> None:
 
 def test_key_ring_from_the_variable_and_the_file(tmp_path: Path) -> None:
     file = tmp_path / "keys"
-    file.write_text("# staff\nfile-key-1\n\n  file-key-2  \n")
+    file.write_text("# staff\nfile-key-1\n\n  file-key-2  \nboss-key admin\n")
     ring = KeyRing.from_settings(
         Settings(_env_file=None, api_keys=SecretStr(" env-key ,,file-key-1"), api_keys_file=file)
     )
-    assert [i for _, i in ring.keys] == [key_id(k) for k in ("env-key", "file-key-1", "file-key-2")]
-    assert ring.identify("file-key-2") == key_id("file-key-2")
+    keys = ("env-key", "file-key-1", "file-key-2", "boss-key")
+    assert [t.key_id for _, t in ring.keys] == [key_id(k) for k in keys]
+    assert ring.identify("file-key-2") == Tenant(key_id("file-key-2"), admin=False)
+    assert ring.identify("boss-key") == Tenant(key_id("boss-key"), admin=True)
     assert ring.identify("file-key") is None and ring.identify("") is None
     assert key_id("env-key").startswith("key-") and "env-key" not in key_id("env-key")
     assert not KeyRing.from_settings(Settings(_env_file=None)).enabled
@@ -44,3 +47,12 @@ def test_key_ring_from_the_variable_and_the_file(tmp_path: Path) -> None:
 def test_an_unreadable_key_file_stops_the_server_from_starting_open(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="API_KEYS_FILE"):
         KeyRing.from_settings(Settings(_env_file=None, api_keys_file=tmp_path / "missing"))
+
+
+def test_a_key_file_line_with_anything_but_admin_after_the_key_is_refused(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "keys"
+    file.write_text("good-key\nother-key amdin\n")
+    with pytest.raises(ValueError, match="admin"):
+        KeyRing.from_settings(Settings(_env_file=None, api_keys_file=file))
