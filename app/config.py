@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     max_queue_size: int = Field(default=32, ge=0)
     """Requests that may wait for a permit; past it, 503 with Retry-After. 0 = no waiting."""
 
+    max_loaded_models: int = Field(default=2, ge=1, le=64)
+    """Whisper models in memory at once; loading one more first unloads the least recently
+    used one that no request is using."""
+
+    allowed_models: str | None = None
+    """Comma-separated model names (or aliases) requests may ask for; `*` = every name the
+    registry knows (any hub model, downloaded on first use). Unset = the bundled and local
+    models plus PRELOAD_MODEL: a client can never make the server download and hold models
+    it was not set up for. Others are a 400 before anything is downloaded."""
+
     model_keep_alive_seconds: float = Field(default=0, ge=0)
     """Unload a model idle this long, in seconds. 0 = keep models loaded forever."""
 
@@ -249,6 +259,7 @@ class Settings(BaseSettings):
     @field_validator(
         "preload_model",
         "openai_whisper1_model",
+        "allowed_models",
         "hf_token",
         "database_url",
         "ray_address",

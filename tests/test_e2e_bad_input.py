@@ -223,3 +223,36 @@ def test_bad_known_speaker_references(client: httpx.Client, tmp_path: Path) -> N
     assert_openai_error(post(["a", "b"], [sample, long]), 400, "[1]", "longer")
     # A field past the form's part limit is refused by the form parser, in OpenAI's shape.
     assert_openai_error(post(["a"], [url(os.urandom(5 * 1024 * 1024))]), 400)
+
+
+def raw_multipart(field: str, filename: bytes, data: bytes) -> tuple[bytes, dict[str, str]]:
+    """A multipart body with the file name's bytes as they are (httpx escapes a NUL)."""
+    body = (
+        b'--bound\r\nContent-Disposition: form-data; name="'
+        + field.encode()
+        + b'"; filename="'
+        + filename
+        + b'"\r\nContent-Type: audio/flac\r\n\r\n'
+        + data
+        + b"\r\n--bound--\r\n"
+    )
+    return body, {"content-type": "multipart/form-data; boundary=bound"}
+
+
+def test_limits_before_work(client: httpx.Client) -> None:
+    """What a small request must not make the server do: take a file name with a NUL in it
+    (was a 500), download and hold a model it was not set up with, or cluster any number
+    of speakers."""
+    audio = JFK.read_bytes()
+    for name in (b"a\x00.flac", b"tab\x09name.flac"):
+        for path, field, check in (
+            ("/asr", "audio_file", assert_asr_error),
+            ("/v1/audio/transcriptions", "file", assert_openai_error),
+            ("/v1/jobs", "file", assert_openai_error),
+        ):
+            body, headers = raw_multipart(field, name, audio)
+            check(client.post(path, content=body, headers=headers), 400, "control characters")
+    refused = post_v1(client, "a.flac", audio, model="large-v3")
+    assert_openai_error(refused, 400, "allowed_models")
+    assert_asr_error(post_asr(client, "a.flac", audio, max_speakers="1000"), 400, "speakers")
+    assert_asr_error(post_asr(client, "a.flac", audio, num_speakers="65"), 400, "speakers")

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import numpy as np
 import openai
@@ -21,6 +22,8 @@ from audio_tools import (
 )
 from conftest import ServerFactory
 from live_server import LiveServer
+
+from app.pipeline.decode import decode_file
 
 pytestmark = pytest.mark.e2e
 
@@ -208,3 +211,45 @@ def test_unavailable_hub_pipeline_falls_back_and_says_so(hub_token_server: LiveS
     assert len(body["speakers"]) == 2
     assert "fell back to the offline pipeline" in hub_token_server.logs()
     assert "hf_not_a_token" not in hub_token_server.logs()  # secrets never reach the log
+
+
+def test_a_voice_sample_of_two_mebibytes_is_accepted(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """10 s of 48 kHz stereo WAV (what a phone records): 1.9 MB, 2.6 MB as a data URL. The
+    form parser's own 1 MiB part limit refused it before the endpoint's 3 MiB one."""
+    voice = decode_file(FIXTURES / "voice_slt.flac").samples
+    assert isinstance(voice, np.ndarray)
+    ten_s = np.resize(voice, 10 * 16000)
+    wav = tmp_path / "slt-48k-stereo.wav"
+    with av.open(str(wav), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=48000)
+        assert isinstance(stream, av.AudioStream)
+        stream.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(
+            (ten_s * 32767).astype(np.int16)[None], format="s16", layout="mono"
+        )
+        frame.sample_rate = 16000
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=48000)
+        for packet in [
+            p
+            for f in [*resampler.resample(frame), *resampler.resample(None)]
+            for p in stream.encode(f)
+        ] + list(stream.encode(None)):
+            out.mux(packet)
+    url = "data:audio/wav;base64," + base64.b64encode(wav.read_bytes()).decode()
+    assert 2 * 1024 * 1024 < len(url) < 3 * 1024 * 1024
+    with (
+        openai.OpenAI(
+            base_url=f"{live_server.url}/v1", api_key="x", max_retries=0, timeout=300
+        ) as sdk,
+        CONVERSATION.open("rb") as f,
+    ):
+        result = sdk.audio.transcriptions.create(
+            model="tiny.en",
+            file=f,
+            response_format="diarized_json",
+            known_speaker_names=["Alice"],
+            known_speaker_references=[url],
+        )
+    assert [s.speaker for s in result.segments] == ["Alice", "A", "Alice", "A"]

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.api.asr_schemas import AsrTranscript
 from app.api.openapi_spec import detail_errors, transcript_content
-from app.api.params import Fields, asr_request
+from app.api.params import MAX_SPEAKERS, Fields, asr_request
 from app.api.uploads import request_upload, upload_name, upload_route
 from app.languages import language_name
 from app.services.transcriber import Transcriber
@@ -62,9 +62,9 @@ async def asr(
     word_timestamps: bool = _q("true (default): per-word times"),
     vad_filter: bool = _q("true (default): skip non-speech with Silero VAD"),
     diarize: bool = _q("true (default): label speakers (alias: enable_diarization)"),
-    num_speakers: int = _q("Exact number of speakers (overrides min/max)", ge=1),
-    min_speakers: int = _q("Minimum number of speakers", ge=1),
-    max_speakers: int = _q("Maximum number of speakers", ge=1),
+    num_speakers: int = _q("Exact number of speakers (overrides min/max)", ge=1, le=MAX_SPEAKERS),
+    min_speakers: int = _q("Minimum number of speakers", ge=1, le=MAX_SPEAKERS),
+    max_speakers: int = _q("Maximum number of speakers", ge=1, le=MAX_SPEAKERS),
     return_speaker_embeddings: bool = _q("true: one 256-d vector per speaker"),
 ) -> Response:
     fields = await _fields(request)

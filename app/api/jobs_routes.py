@@ -24,7 +24,7 @@ from app.api.openapi_spec import (
     openai_errors,
     transcript_content,
 )
-from app.api.params import Fields, asr_request
+from app.api.params import MAX_SPEAKERS, Fields, asr_request
 from app.api.sse import event_stream
 from app.api.uploads import persist_upload, upload_route
 from app.errors import InvalidRequest
@@ -114,9 +114,9 @@ async def submit_job(
     word_timestamps: bool = _f("true (default): per-word times"),
     vad_filter: bool = _f("true (default): skip non-speech"),
     diarize: bool = _f("true (default): label speakers"),
-    num_speakers: int = _f("Exact number of speakers", ge=1),
-    min_speakers: int = _f("Minimum number of speakers", ge=1),
-    max_speakers: int = _f("Maximum number of speakers", ge=1),
+    num_speakers: int = _f("Exact number of speakers", ge=1, le=MAX_SPEAKERS),
+    min_speakers: int = _f("Minimum number of speakers", ge=1, le=MAX_SPEAKERS),
+    max_speakers: int = _f("Maximum number of speakers", ge=1, le=MAX_SPEAKERS),
     webhook_url: str = _f("POSTed the job summary when it completes or fails"),
 ) -> JSONResponse:
     """Takes every option of /asr and /v1/audio/transcriptions (form fields or query);

@@ -55,7 +55,9 @@ class Fields:
             return False
         raise InvalidRequest(f"'{names[0]}' must be true or false, not '{raw}'.", param=names[0])
 
-    def integer(self, name: str, *, minimum: int | None = None) -> int | None:
+    def integer(
+        self, name: str, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
         raw = self.text(name)
         if raw is None:
             return None
@@ -65,6 +67,8 @@ class Fields:
             raise InvalidRequest(f"'{name}' must be an integer, not '{raw}'.", param=name) from None
         if minimum is not None and value < minimum:
             raise InvalidRequest(f"'{name}' must be at least {minimum}, not {value}.", param=name)
+        if maximum is not None and value > maximum:
+            raise InvalidRequest(f"'{name}' must be at most {maximum}, not {value}.", param=name)
         return value
 
     def number(self, name: str, *, minimum: float, maximum: float) -> float | None:
@@ -104,11 +108,15 @@ class Fields:
         return code
 
 
+MAX_SPEAKERS = 64
+"""The largest speaker count a request may name (the clustering's work grows with it)."""
+
+
 def speaker_limits(fields: Fields) -> SpeakerLimits:
-    """num_speakers, or min/max_speakers: positive, and min <= max."""
-    num = fields.integer("num_speakers", minimum=1)
-    low = fields.integer("min_speakers", minimum=1)
-    high = fields.integer("max_speakers", minimum=1)
+    """num_speakers, or min/max_speakers: 1 to MAX_SPEAKERS, and min <= max."""
+    num = fields.integer("num_speakers", minimum=1, maximum=MAX_SPEAKERS)
+    low = fields.integer("min_speakers", minimum=1, maximum=MAX_SPEAKERS)
+    high = fields.integer("max_speakers", minimum=1, maximum=MAX_SPEAKERS)
     if low is not None and high is not None and low > high:
         raise InvalidRequest(
             f"min_speakers ({low}) is greater than max_speakers ({high}).", param="min_speakers"

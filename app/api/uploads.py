@@ -46,17 +46,36 @@ def _copy_limited(src: BinaryIO, dst: BinaryIO, limit: int) -> int:
     return written
 
 
+def checked_upload(upload: UploadFile | None, field: str) -> UploadFile:
+    """The file part, there and with a name that is text: a NUL or other control character
+    in the client's file name is a 400 (it would break the job store and the headers)."""
+    if upload is None or not isinstance(upload, UploadFile):
+        raise InvalidRequest(
+            f"No audio file was sent: attach it as the '{field}' form field.", param=field
+        )
+    name = upload.filename or ""
+    if any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name) > 1024:
+        raise InvalidRequest(
+            "The file name must be text of at most 1024 characters, without control characters.",
+            param=field,
+        )
+    return upload
+
+
+def safe_suffix(upload: UploadFile) -> str:
+    """The file name's extension (a hint for the decoder), letters and digits only."""
+    suffix = Path(upload.filename or "").suffix
+    return "." + "".join(c for c in suffix[1:17] if c.isascii() and c.isalnum()) if suffix else ""
+
+
 @asynccontextmanager
 async def saved_upload(
     upload: UploadFile | None, limit_bytes: int, *, field: str, folder: Path | None = None
 ) -> AsyncIterator[Path]:
     """Yield a path holding the upload's bytes; the file is deleted on exit, always.
     `folder`: where (ray mode: storage every replica reads); None = the system's temp."""
-    if upload is None or not isinstance(upload, UploadFile):
-        raise InvalidRequest(
-            f"No audio file was sent: attach it as the '{field}' form field.", param=field
-        )
-    suffix = Path(upload.filename or "").suffix[:16]
+    upload = checked_upload(upload, field)
+    suffix = safe_suffix(upload)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="asr-upload-", suffix=suffix, dir=folder)
@@ -86,12 +105,9 @@ async def persist_upload(
     upload: UploadFile | None, folder: Path, limit_bytes: int, *, field: str
 ) -> Path:
     """Copy the upload into `folder` (created; removed again on failure) for a job."""
-    if upload is None or not isinstance(upload, UploadFile):
-        raise InvalidRequest(
-            f"No audio file was sent: attach it as the '{field}' form field.", param=field
-        )
+    upload = checked_upload(upload, field)
     folder.mkdir(parents=True, exist_ok=False)
-    path = folder / f"upload{Path(upload.filename or '').suffix[:16]}"
+    path = folder / f"upload{safe_suffix(upload)}"
     try:
         with path.open("wb") as out:
             size = await asyncio.to_thread(_copy_limited, upload.file, out, limit_bytes)

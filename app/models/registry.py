@@ -133,11 +133,20 @@ class ModelRegistry:
         return "base"
 
     # --- availability ------------------------------------------------------------------
+    def allowed(self, canonical: str) -> bool:
+        """ALLOWED_MODELS: whether requests may ask for this model (by its canonical name)."""
+        chosen = self._settings.allowed_models
+        if chosen is None:  # what this server was set up with
+            return canonical == self.default_model() or self._local_ref(canonical) is not None
+        names = {n.strip() for n in chosen.split(",") if n.strip()}
+        return "*" in names or canonical in {self.canonical(n) for n in names}
+
     def available_names(self) -> list[str]:
         """Names that can be served right now without waiting on anything unreachable."""
+        names = [n for n in self.known_names() if self.allowed(n)]
         if self._hub.reachable():
-            return self.known_names()
-        return sorted(n for n in self.known_names() if self._local_ref(n) is not None)
+            return names
+        return sorted(n for n in names if self._local_ref(n) is not None)
 
     def resolve(self, name: str | None) -> ModelRef:
         """Find where a model's weights are, or raise ModelNotAvailable (a 400)."""
@@ -147,6 +156,12 @@ class ModelRegistry:
             raise ModelNotAvailable(
                 f"Unknown model '{requested}'. Models available here: "
                 f"{', '.join(self.available_names())}.",
+                param="model",
+            )
+        if not self.allowed(canonical):  # before anything is downloaded or loaded
+            raise ModelNotAvailable(
+                f"Model '{requested}' is not served here (ALLOWED_MODELS). Models available "
+                f"here: {', '.join(self.available_names())}.",
                 param="model",
             )
         ref = self._local_ref(canonical)

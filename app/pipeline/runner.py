@@ -110,11 +110,18 @@ class Pipeline:
         self._vad_slots = threading.BoundedSemaphore(max(1, vad_threads))
 
     # --- before the permit ----------------------------------------------------------------
-    def prepare(self, request: TranscriptionRequest) -> ModelRef:
-        """Resolve the model and have its files (a hub download happens here, holding no
-        permit); options an English-only model cannot serve are refused now."""
+    def check(self, request: TranscriptionRequest) -> ModelRef:
+        """Resolve the model (ALLOWED_MODELS included) and refuse options an English-only
+        model cannot serve; downloads nothing (what a job is checked with when submitted:
+        its download happens when it runs, in the worker)."""
         ref = self.registry.resolve(request.model)
         check_options(ref.name, ref.english_only, request.options)
+        return ref
+
+    def prepare(self, request: TranscriptionRequest) -> ModelRef:
+        """`check`, then have the model's files (a hub download happens here, holding no
+        permit)."""
+        ref = self.check(request)
         self.registry.materialize(ref)
         return ref
 

@@ -138,7 +138,8 @@ async def front_services(settings: Settings, state: Any, handle: Any) -> AsyncIt
     state.upload_dir = settings.data_dir / "uploads" / "requests"
 
     def check(request: TranscriptionRequest) -> None:
-        """The model and options, as a replica will check them (no download here)."""
+        """The model (ALLOWED_MODELS included) and options, as a replica will check them
+        (no download here)."""
         ref = registry.resolve(request.model)
         check_options(ref.name, ref.english_only, request.options)
 

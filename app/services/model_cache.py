@@ -33,8 +33,17 @@ class ModelCache:
     """Thread-safe; `use()` is called from worker threads, never the event loop."""
 
     def __init__(
-        self, on_change: Callable[[], None] | None = None, failure_ttl_s: float = 60.0
+        self,
+        on_change: Callable[[], None] | None = None,
+        failure_ttl_s: float = 60.0,
+        max_loaded: dict[str, int] | None = None,
+        on_evict: Callable[[str], None] | None = None,
     ) -> None:
+        """`max_loaded`: kind ("whisper") -> at most this many of that kind in memory; the
+        least recently used idle one is unloaded to make room for another (one in use never
+        is: then the new one loads beside it, said in the log)."""
+        self._max_loaded = max_loaded or {}
+        self._on_evict = on_evict or (lambda key: None)
         self._entries: dict[str, _Entry] = {}
         self._failures: dict[str, tuple[Exception, float]] = {}  # key -> (error, until)
         self._failure_ttl_s = failure_ttl_s
@@ -65,6 +74,7 @@ class ModelCache:
             failed = self._failures.get(key)
             if failed is not None and time.monotonic() < failed[1]:
                 raise failed[0]
+            self._make_room(key)
             started = time.perf_counter()
             try:
                 model = load()
@@ -78,6 +88,29 @@ class ModelCache:
                 self._entries[key] = entry
         self._on_change()
         return entry
+
+    def _make_room(self, key: str) -> None:
+        """Before `key` loads: unload the least recently used idle models of its kind
+        until one more fits under that kind's limit."""
+        kind = key.split("/", 1)[0]
+        most = self._max_loaded.get(kind)
+        if not most:
+            return
+        evicted: list[tuple[str, _Entry]] = []
+        with self._lock:
+            same = [(k, e) for k, e in self._entries.items() if k.startswith(f"{kind}/")]
+            idle = sorted((e.last_used, k) for k, e in same if e.in_use == 0)
+            while len(same) - len(evicted) >= most and idle:
+                _, oldest = idle.pop(0)
+                evicted.append((oldest, self._entries.pop(oldest)))
+            if len(same) - len(evicted) >= most:
+                log.warning("%s loads beyond MAX_LOADED_MODELS: every loaded one is in use", key)
+        for old, entry in evicted:
+            log.info("unloading %s to make room for %s (MAX_LOADED_MODELS)", old, key)
+            entry.model.unload()
+            self._on_evict(old)
+        if evicted:
+            self._on_change()
 
     def loaded(self, kind: str | None = None) -> list[str]:
         """Keys in memory; with `kind`, the names under that kind ("whisper" -> ["base"])."""

@@ -67,7 +67,9 @@ async def model_services(
     state.registry = ModelRegistry(settings, state.hub)
     state.engine = engine or build_engine(settings)
     state.model_cache = ModelCache(
-        on_change=lambda: metrics.loaded_models.set(len(state.model_cache.loaded("whisper")))
+        on_change=lambda: metrics.loaded_models.set(len(state.model_cache.loaded("whisper"))),
+        max_loaded={"whisper": settings.max_loaded_models},
+        on_evict=lambda key: metrics.evictions.labels(model=key).inc(),
     )
     state.admission = admission = Admission(
         settings.concurrent_transcriptions,
@@ -121,7 +123,7 @@ async def model_services(
         worker_id=worker_id,
         load=worker_load,
     )
-    state.jobs = JobService(settings, store, state.pipeline.prepare, worker)
+    state.jobs = JobService(settings, store, state.pipeline.check, worker)
     metrics.info.info(
         {
             "version": __version__,

@@ -6,6 +6,7 @@ so the event loop keeps serving health checks and other clients."""
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
@@ -15,6 +16,7 @@ from typing import Any
 from app.domain import LanguageGuess, Segment, Transcript
 from app.metrics import Metrics
 from app.pipeline.asr import TextSink
+from app.pipeline.decode import check_upload
 from app.pipeline.request import Progress, TranscriptionRequest
 from app.pipeline.runner import Pipeline
 from app.services.admission import Admission
@@ -95,6 +97,10 @@ class Transcriber:
     ) -> Transcript:
         """`queue_limit=False` for jobs: they wait in the job store, not in the HTTP queue.
         `on_text` (called from a worker thread) gets each window's segments as decoded."""
+        # The header's duration before the queue: a file declaring more than
+        # MAX_AUDIO_DURATION_S never waits for a permit (nor downloads a model).
+        limit = self.pipeline.settings.max_audio_duration_s or math.inf
+        await asyncio.to_thread(check_upload, path, encoded=request.encoded, max_duration_s=limit)
         ref = await asyncio.to_thread(self.pipeline.prepare, request)
         self.metrics.audio_size.observe(path.stat().st_size / 1048576)
         work = self._work_dir()

@@ -96,3 +96,23 @@ def test_a_failed_load_is_remembered_then_retried() -> None:
     with cache.use("whisper/x", Model) as model:
         assert isinstance(model, Model)
     assert len(attempts) == 1
+
+
+def test_max_loaded_unloads_the_least_recently_used_idle_model_of_its_kind() -> None:
+    evicted: list[str] = []
+    cache = ModelCache(max_loaded={"whisper": 2}, on_evict=evicted.append)
+    models = {}
+    for name in ("a", "b"):
+        with cache.use(f"whisper/{name}", Model) as model:
+            models[name] = model
+    with cache.use("whisper/a", Model):  # a is now the more recently used
+        pass
+    with cache.use("diarization/x", Model):  # another kind: not counted
+        pass
+    with cache.use("whisper/c", Model) as c:
+        assert cache.loaded("whisper") == ["a", "c"] and models["b"].unloaded
+        assert evicted == ["whisper/b"]
+        # Both loaded ones in use (c here, a below): the next loads beside them.
+        with cache.use("whisper/a", Model), cache.use("whisper/d", Model):
+            assert cache.loaded("whisper") == ["a", "c", "d"]
+    assert not c.unloaded and cache.loaded("diarization") == ["x"]

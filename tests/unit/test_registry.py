@@ -66,11 +66,31 @@ def test_preload_model_sets_the_default(tmp_path: Path) -> None:
 
 
 def test_unavailable_model_is_a_400_naming_what_is_available(tmp_path: Path) -> None:
-    reg = registry(tmp_path, FakeHub(reachable=False))
+    reg = registry(tmp_path, FakeHub(reachable=False), allowed_models="*")
     with pytest.raises(ModelNotAvailable, match=r"cannot be reached.*base, tiny\.en"):
         reg.resolve("large-v3")
+    offline = registry(tmp_path, FakeHub(False), hf_hub_offline=True, allowed_models="*")
     with pytest.raises(ModelNotAvailable, match="HF_HUB_OFFLINE"):
-        registry(tmp_path, FakeHub(False), hf_hub_offline=True).resolve("large-v3")
+        offline.resolve("large-v3")
+
+
+def test_a_model_outside_allowed_models_is_refused_before_any_download(tmp_path: Path) -> None:
+    """By default only what the server was set up with (bundled, local, PRELOAD_MODEL):
+    a client cannot make it download and hold every Whisper size."""
+    hub = FakeHub(reachable=True)
+    reg = registry(tmp_path, hub)
+    for name in ("large-v3", "turbo", "small"):
+        with pytest.raises(ModelNotAvailable, match="ALLOWED_MODELS"):
+            reg.resolve(name)
+    assert hub.downloads == [] and "large-v3" not in reg.available_names()
+    assert reg.resolve("tiny.en").source == "bundled"
+    chosen = registry(tmp_path, hub, allowed_models="large-v3, turbo")
+    assert chosen.resolve("whisper-large-v3").name == "large-v3"
+    assert chosen.resolve("large-v3-turbo").source == "hub"
+    with pytest.raises(ModelNotAvailable, match="ALLOWED_MODELS"):
+        chosen.resolve("tiny.en")
+    preloaded = registry(tmp_path, hub, preload_model="small")
+    assert preloaded.resolve(None).name == "small" and preloaded.resolve("small").source == "hub"
 
 
 @pytest.mark.parametrize("name", ["../base", "/etc/passwd", "base/../../x", "nope"])
@@ -81,7 +101,7 @@ def test_names_are_never_paths(tmp_path: Path, name: str) -> None:
 
 def test_hub_path_when_online(tmp_path: Path) -> None:
     hub = FakeHub(reachable=True)
-    reg = registry(tmp_path, hub)
+    reg = registry(tmp_path, hub, allowed_models="*")
     ref = reg.resolve("large-v3")
     assert ref.source == "hub" and ref.hub_repo == "Systran/faster-whisper-large-v3"
     assert reg.materialize(ref) == Path("/downloaded/Systran/faster-whisper-large-v3")
