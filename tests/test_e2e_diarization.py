@@ -78,7 +78,7 @@ def test_speaker_limits_and_embeddings(client: httpx.Client) -> None:
     vectors = body["speaker_embeddings"]
     assert sorted(vectors) == body["speakers"] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
     matrix = np.array([vectors[k] for k in sorted(vectors)])
-    assert matrix.shape == (3, 192) and np.all(np.isfinite(matrix))
+    assert matrix.shape == (3, 256) and np.all(np.isfinite(matrix))  # voiceprints (GE2E)
     unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
     similarity = unit @ unit.T
     assert similarity[np.triu_indices(3, 1)].max() < 0.9  # three different voices

@@ -18,6 +18,7 @@ from audio_tools import CONVERSATION, JFK, JFK_WORDS, normalize, silent_opus, we
 from conftest import ServerFactory
 from live_server import LiveServer, free_port
 
+from app.jobs.store import RUNNING, Job, JobStore
 from app.jobs.webhooks import SIGNATURE_HEADER, verify
 from app.pipeline.decode import decode_file
 
@@ -339,3 +340,39 @@ def test_progress_moves_through_every_stage_of_a_3_minute_job(
     assert fractions == sorted(fractions)
     stalls = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
     print(f"progress: {len(seen)} updates, longest without one {max(stalls):.1f} s")
+
+
+def test_a_webhook_owed_when_the_server_died_is_sent_once_after_restart(
+    server: LiveServer, receiver: Receiver
+) -> None:
+    """A kill between a job's end and its webhook's send leaves the row as the job's end
+    wrote it: completed, webhook `pending` (one statement). Made so in the real database
+    file while the server is down, the restarted server's outbox sends it, once."""
+    server.stop(close_log=False)
+    store = JobStore(f"sqlite:///{Path(server.env['DATA_DIR']) / 'jobs.db'}")
+    job_id = "owed0000000000000000000000000000"
+    store.add(
+        Job(
+            job_id,
+            RUNNING,
+            time.time(),
+            "a.wav",
+            "/gone",
+            "{}",
+            attempts=1,
+            worker_id="dead",
+            webhook_url=receiver.url("/hooks/owed"),
+        )
+    )
+    assert store.complete(job_id, "dead", '{"segments": []}', 1000)
+    owed = store.get(job_id)
+    assert owed is not None and owed.webhook_status == "pending"
+    store.close()
+    server.restart()
+    deadline = time.monotonic() + 30
+    while not receiver.bodies(job_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(6.0)  # longer than the outbox's sweep: a second send would have come
+    assert len(receiver.bodies(job_id)) == 1, receiver.bodies(job_id)
+    final = httpx.get(f"{server.url}/v1/jobs/{job_id}").json()
+    assert final["webhook"]["status"] == "delivered"

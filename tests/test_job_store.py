@@ -158,17 +158,31 @@ def test_workers_report_their_load(store: JobStore) -> None:
     assert store.workers.seen_since(time.time() + 10) == []
 
 
-def test_an_owed_webhook_is_claimed_by_one_worker(store: JobStore) -> None:
-    (job_id,) = add(store, 1)
-    assert store.claim_next("w", lease_s=60, max_attempts=3) is not None
-    assert store.complete(job_id, "w", "{}", 0)
-    store.webhook(job_id, "pending", 0, None)
-    assert [j.id for j in store.pending_webhooks()] == [job_id]
-    assert store.claim_webhook(job_id)
-    assert not store.claim_webhook(job_id)  # the second worker finds it taken
-    assert store.pending_webhooks() == []
-    assert store.release_webhook_claims() == 1  # a lone server's restart: owed again
-    assert store.claim_webhook(job_id)
+def test_a_webhook_is_owed_from_the_statement_that_ends_its_job(store: JobStore) -> None:
+    """The outbox: completing or failing a job with a webhook writes `pending` in the same
+    statement (a kill right after leaves it owed, not unrecorded); one worker claims it; a
+    claim whose sender stopped renewing it expires and another worker takes it."""
+    hooked, failing, plain = (uuid.uuid4().hex for _ in range(3))
+    for job_id, url in ((hooked, "http://h/1"), (failing, "http://h/2"), (plain, None)):
+        store.add(Job(job_id, QUEUED, time.time(), "a.wav", "/x", "{}", webhook_url=url))
+        assert store.claim_next("w", lease_s=60, max_attempts=3) is not None
+    assert store.complete(hooked, "w", "{}", 0) and store.complete(plain, "w", "{}", 0)
+    assert store.fail(failing, "w", "boom")
+    states = {j.id: j.webhook_status for j in store.page(10)[0]}
+    assert states == {hooked: "pending", failing: "pending", plain: None}
+    now = time.time()
+    assert {j.id for j in store.owed_webhooks(now - 300)} == {hooked, failing}
+    assert store.claim_webhook(hooked, now - 300)
+    assert not store.claim_webhook(hooked, now - 300)  # the second worker finds it taken
+    assert {j.id for j in store.owed_webhooks(now - 300)} == {failing}
+    store.webhook(hooked, "sending", 1, "timeout")  # an attempt renews the claim
+    assert not store.claim_webhook(hooked, now - 300)
+    # Its sender was killed: once the claim is older than the cut-off, another takes it.
+    assert {j.id for j in store.owed_webhooks(time.time() + 1)} == {failing, hooked}
+    assert store.claim_webhook(hooked, time.time() + 1)
+    store.webhook(hooked, "delivered", 2, None)
+    assert hooked not in {j.id for j in store.owed_webhooks(time.time() + 1)}
+    assert store.release_webhook_claims() == 0  # nothing left sending
 
 
 def test_a_worker_stopping_hands_its_jobs_back(store: JobStore) -> None:

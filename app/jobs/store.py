@@ -59,6 +59,7 @@ jobs = sa.Table(
     sa.Column("worker_id", sa.String(64)),
     sa.Column("heartbeat_at", sa.Float),
     sa.Column("owner", sa.String(32)),
+    sa.Column("webhook_claimed_at", sa.Float),
 )
 
 
@@ -89,6 +90,8 @@ class Job:
     heartbeat_at: float | None = None
     owner: str | None = None
     """The id of the API key that made it; None on a server without keys."""
+    webhook_claimed_at: float | None = None
+    """When a worker last claimed (or, sending, renewed) the webhook; an old claim expires."""
 
 
 _COLUMNS = [f.name for f in fields(Job)]
@@ -107,6 +110,29 @@ def _stale(stale_before: float) -> Any:
 def _visible(tenant: Tenant) -> Any:
     """The jobs `tenant` may see: its own, or all for an admin key or without keys."""
     return sa.true() if tenant.sees_all else jobs.c.owner == tenant.key_id
+
+
+_OWED = sa.case((jobs.c.webhook_url.is_not(None), "pending"), else_=jobs.c.webhook_status)
+"""Written in the same statement that ends a job: its webhook is owed from that moment, so
+a worker killed before sending leaves it `pending` for any worker, never unrecorded."""
+
+
+def _owed_webhook(claim_expired_before: float) -> Any:
+    """Finished jobs whose webhook is owed: pending, or claimed by a sender that stopped
+    renewing its claim (killed, or lost with its machine)."""
+    return sa.and_(
+        jobs.c.status.in_(FINISHED),
+        sa.or_(
+            jobs.c.webhook_status == "pending",
+            sa.and_(
+                jobs.c.webhook_status == "sending",
+                sa.or_(
+                    jobs.c.webhook_claimed_at.is_(None),
+                    jobs.c.webhook_claimed_at < claim_expired_before,
+                ),
+            ),
+        ),
+    )
 
 
 def _job(row: Any) -> Job:
@@ -188,10 +214,10 @@ class JobStore:
             found = {status: int(n) for status, n in c.execute(query).all()}
         return {status: found.get(status, 0) for status in STATUSES}
 
-    def pending_webhooks(self) -> list[Job]:
-        query = sa.select(jobs).where(
-            jobs.c.webhook_status == "pending", jobs.c.status.in_(FINISHED)
-        )
+    def owed_webhooks(self, claim_expired_before: float) -> list[Job]:
+        """Webhooks to send: pending, or claimed before `claim_expired_before` and not since
+        renewed."""
+        query = sa.select(jobs).where(_owed_webhook(claim_expired_before))
         with self._engine.connect() as c:
             return [_job(r) for r in c.execute(query).all()]
 
@@ -286,11 +312,18 @@ class JobStore:
             duration_ms=duration_ms,
             finished_at=time.time(),
             worker_id=None,
+            webhook_status=_OWED,
         )
 
     def fail(self, job_id: str, worker_id: str, error: str) -> bool:
         return self._leased(
-            job_id, worker_id, status=FAILED, error=error, finished_at=time.time(), worker_id=None
+            job_id,
+            worker_id,
+            status=FAILED,
+            error=error,
+            finished_at=time.time(),
+            worker_id=None,
+            webhook_status=_OWED,
         )
 
     def cancel(self, job_id: str) -> bool:
@@ -329,9 +362,15 @@ class JobStore:
             self._release_expired(c, stale_before, max_attempts)
         return ids
 
-    def claim_webhook(self, job_id: str) -> bool:
-        """pending -> sending, atomically: of the workers that find it owed, one sends it."""
-        return self._update(job_id, jobs.c.webhook_status == "pending", webhook_status="sending")
+    def claim_webhook(self, job_id: str, claim_expired_before: float) -> bool:
+        """Owed -> sending under a fresh claim, atomically: of the workers that find it
+        owed, one sends it."""
+        return self._update(
+            job_id,
+            _owed_webhook(claim_expired_before),
+            webhook_status="sending",
+            webhook_claimed_at=time.time(),
+        )
 
     def release_webhook_claims(self) -> int:
         """sending -> pending: for a lone server at start-up, whose own sends were cut off."""
@@ -344,7 +383,14 @@ class JobStore:
         return int(done.rowcount)
 
     def webhook(self, job_id: str, status: str, attempts: int, error: str | None) -> None:
-        self._update(job_id, webhook_status=status, webhook_attempts=attempts, webhook_error=error)
+        """A delivery's state; while `sending`, each write renews the sender's claim."""
+        self._update(
+            job_id,
+            webhook_status=status,
+            webhook_attempts=attempts,
+            webhook_error=error,
+            webhook_claimed_at=time.time(),
+        )
 
     def expired(self, finished_before: float) -> list[Job]:
         """Finished jobs older than the cut-off, removed from the store and returned."""

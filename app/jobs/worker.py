@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 _PROGRESS_EVERY_S = 1.0
 _RETENTION_SWEEP_S = 600.0
 _MAX_BACKOFF_S = 60.0
+_WEBHOOK_SWEEP_S = 5.0
+WEBHOOK_CLAIM_S = 300.0
+"""A webhook claim not renewed for this long is taken to be dead (a sender writes after
+every attempt: at most a backoff of 32 s plus a 10 s timeout apart)."""
 
 
 class JobCancelled(Exception):
@@ -78,6 +82,7 @@ class JobWorker:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._sending: set[str] = set()  # job ids whose webhook this worker is sending
 
     @property
     def uploads(self) -> Path:
@@ -99,12 +104,10 @@ class JobWorker:
                     "resuming %d interrupted job(s): %s", len(requeued), ", ".join(requeued)
                 )
             await asyncio.to_thread(self._store.release_webhook_claims)
-        for job in await asyncio.to_thread(self._store.pending_webhooks):
-            if await asyncio.to_thread(self._store.claim_webhook, job.id):
-                self._send_webhook(job)
         workers = self._settings.gpu_concurrency
         self._tasks = [asyncio.create_task(self._run_forever()) for _ in range(workers)]
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
+        self._tasks.append(asyncio.create_task(self._webhooks_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeat_forever()))
 
     async def stop(self) -> None:
@@ -244,16 +247,40 @@ class JobWorker:
             log.warning("job %s failed: %s", job.id, error)
         if not done:
             log.warning("job %s ended here but was no longer this worker's to finish", job.id)
+        # The end above wrote the webhook as owed (`pending`) in the same statement: if this
+        # process dies now, any worker's outbox sweep sends it.
         finished = await asyncio.to_thread(self._store.get, job.id)
         if done and finished is not None and finished.webhook_url:
-            await asyncio.to_thread(self._store.webhook, job.id, SENDING, 0, None)
-            self._send_webhook(finished)
+            await self._claim_and_send(finished)
 
-    # --- webhooks ------------------------------------------------------------------------
+    # --- webhooks: the outbox ------------------------------------------------------------
+    async def _claim_and_send(self, job: Job) -> None:
+        expired_before = time.time() - WEBHOOK_CLAIM_S
+        if await asyncio.to_thread(self._store.claim_webhook, job.id, expired_before):
+            self._send_webhook(job)
+
+    async def _webhooks_forever(self) -> None:
+        """Send what is owed: pending webhooks (their job ended, the send never started)
+        and claims that expired (their sender was killed). A claim is renewed with every
+        attempt, so a live sender keeps it."""
+        while True:
+            try:
+                owed = await asyncio.to_thread(
+                    self._store.owed_webhooks, time.time() - WEBHOOK_CLAIM_S
+                )
+                for job in owed:
+                    if job.id not in self._sending:
+                        await self._claim_and_send(job)
+            except Exception:  # a database hiccup: the next sweep tries again
+                log.exception("webhook outbox sweep failed")
+            await asyncio.sleep(_WEBHOOK_SWEEP_S)
+
     def _send_webhook(self, job: Job) -> None:
         task = asyncio.create_task(self._deliver(job))
         self._deliveries.add(task)
+        self._sending.add(job.id)
         task.add_done_callback(self._deliveries.discard)
+        task.add_done_callback(lambda _: self._sending.discard(job.id))
 
     async def _deliver(self, job: Job) -> None:
         assert job.webhook_url is not None

@@ -24,6 +24,7 @@ AUDIO = JFK.read_bytes()
 
 def make_client(tmp_path: Path, engine: FakeEngine, **settings: object) -> TestClient:
     settings.setdefault("diarization_model", "none")  # fakes only: no real pipeline
+    settings.setdefault("data_dir", tmp_path / "data")  # never the user's own job store
     app = create_app(
         Settings(_env_file=None, cache_dir=tmp_path, hf_hub_offline=True, **settings),  # type: ignore[arg-type]
         engine=engine,
