@@ -200,6 +200,14 @@ class JobStore:
             rows = c.execute(query.limit(limit + 1)).all()
         return [_job(r) for r in rows[:limit]], len(rows) > limit
 
+    def known_ids(self, ids: list[str]) -> set[str]:
+        """Which of `ids` are jobs in the store."""
+        if not ids:
+            return set()
+        query = sa.select(jobs.c.id).where(jobs.c.id.in_(ids))
+        with self._engine.connect() as c:
+            return {r.id for r in c.execute(query)}
+
     def queued_of(self, owner: str) -> int:
         """How many jobs the key `owner` has waiting or running."""
         query = sa.select(sa.func.count()).where(

@@ -40,6 +40,8 @@ _PROGRESS_EVERY_S = 1.0
 _RETENTION_SWEEP_S = 600.0
 _MAX_BACKOFF_S = 60.0
 _WEBHOOK_SWEEP_S = 5.0
+ORPHAN_AGE_S = 6 * 3600.0
+"""An upload nobody owns is removed once this old (a request in flight is younger)."""
 WEBHOOK_CLAIM_S = 300.0
 """A webhook claim not renewed for this long is taken to be dead (a sender writes after
 every attempt: at most a backoff of 32 s plus a 10 s timeout apart)."""
@@ -90,6 +92,7 @@ class JobWorker:
 
     async def start(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.sweep_orphaned_uploads)
         settings = self._settings
         alone = settings.serve_mode == "simple" and settings.job_database_url.startswith("sqlite")
         if alone:
@@ -303,6 +306,28 @@ class JobWorker:
         while True:
             await self.sweep_expired()
             await asyncio.sleep(_RETENTION_SWEEP_S)
+
+    def sweep_orphaned_uploads(self, older_than_s: float = ORPHAN_AGE_S) -> list[Path]:
+        """Blocking. Upload folders no job owns (a crash between the copy and the job's
+        record, or a job deleted while its folder could not be), and synchronous requests'
+        uploads left by a replica that was killed, once older than `older_than_s` (younger
+        ones may be a submission or a request in flight). Returns what was removed."""
+        cutoff = time.time() - older_than_s
+        old = [p for p in self.uploads.iterdir() if p.stat().st_mtime < cutoff]
+        folders = [p for p in old if p.is_dir() and p.name != "requests"]
+        known = self._store.known_ids([p.name for p in folders])
+        removed = [p for p in folders if p.name not in known]
+        requests = self.uploads / "requests"
+        if requests.is_dir():
+            removed += [p for p in requests.iterdir() if p.stat().st_mtime < cutoff]
+        for path in removed:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if removed:
+            log.info("removed %d orphaned upload(s) under %s", len(removed), self.uploads)
+        return removed
 
     async def sweep_expired(self) -> int:
         cutoff = time.time() - self._settings.job_retention_hours * 3600

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -107,9 +109,12 @@ async def model_services(
         cpu_workers=cpu_workers,
         vad_threads=settings.vad_threads if settings.vad_threads >= 0 else None,
     )
+    own_folder = work_root is not None  # a replica's, beside other replicas' on its node
     work_root = work_root or settings.data_dir / "work"
     # Decoded audio of transcriptions a stopped server left behind: their jobs start over.
     await asyncio.to_thread(shutil.rmtree, work_root, True)
+    if own_folder:  # and what replicas killed on this node left (SIGKILL runs no exit code)
+        await asyncio.to_thread(claim_work_folder, work_root)
     state.transcriber = Transcriber(state.pipeline, admission, metrics, state.evictor, work_root)
     state.job_store = store = JobStore(settings.job_database_url)
     await asyncio.to_thread(store.migrate)
@@ -162,6 +167,40 @@ async def model_services(
         await asyncio.to_thread(cpu_workers.close)
         if work_root != settings.data_dir / "work":
             await asyncio.to_thread(shutil.rmtree, work_root, True)
+
+
+_OWNER_FILE = ".owner"
+
+
+def claim_work_folder(work_root: Path) -> list[Path]:
+    """Make `work_root` this process's (a file in it names host and pid) and remove the
+    folders beside it whose owner was a process of this host that no longer runs. Returns
+    the folders removed."""
+    work_root.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    (work_root / _OWNER_FILE).write_text(f"{host} {os.getpid()}")
+    removed = []
+    for folder in work_root.parent.iterdir():
+        owner = folder / _OWNER_FILE
+        if folder == work_root or not owner.is_file():
+            continue
+        owner_host, _, pid = owner.read_text().partition(" ")
+        if owner_host == host and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        log.info("removed %d work folder(s) of stopped processes", len(removed))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
 
 
 def build_scheduler(
