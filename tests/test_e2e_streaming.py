@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import wave
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from audio_tools import CONVERSATION, FIXTURES, SPANISH
+from audio_tools import CONVERSATION, FIXTURES, JFK, SPANISH
+from conftest import ServerFactory
 from live_server import LiveServer
 
 from app.pipeline.decode import decode_file
@@ -104,3 +106,59 @@ def test_translations_stream_too(client: httpx.Client) -> None:
     deltas = [e["delta"] for e in events if e["type"] == "transcript.text.delta"]
     assert events[-1]["type"] == "transcript.text.done" and deltas
     assert "".join(deltas) == events[-1]["text"] and "beach" in events[-1]["text"].lower()
+
+
+@pytest.fixture(scope="module")
+def one_window_server(server_factory: ServerFactory) -> LiveServer:
+    """One window per engine call, one transcription at a time: a long recording takes
+    many batches, so where its work stops can be seen."""
+    return server_factory(MAX_BATCH_WINDOWS="1", MAX_ACTIVE_REQUESTS="1")
+
+
+def long_clip(folder: Path, minute: Path, times: int) -> Path:
+    samples = np.asarray(decode_file(minute).samples)
+    pcm = (np.tile(samples, times) * 32767).astype(np.int16)
+    path = folder / f"long-{times}.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def test_a_streaming_client_that_leaves_stops_its_work(
+    one_window_server: LiveServer, minute_clip: Path, tmp_path: Path
+) -> None:
+    """The client reads the first delta of a 5-minute recording and hangs up: its thread
+    stops at its next window, its permit is free only once the thread has stopped (the log
+    says so before /queue-metrics shows it), and none of its windows reach the engine
+    after that."""
+    server = one_window_server
+    clip = long_clip(tmp_path, minute_clip, 5)
+    with clip.open("rb") as f, httpx.Client(base_url=server.url, timeout=300) as c:
+        with c.stream(
+            "POST",
+            "/v1/audio/transcriptions",
+            data={"model": "tiny.en", "stream": "true"},
+            files={"file": (clip.name, f)},
+        ) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data: ") and "transcript.text.delta" in line:
+                    break  # leave after the first window's text
+        deadline = time.monotonic() + 30
+        while c.get("/queue-metrics").json()["running"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        metrics = c.get("/queue-metrics").json()
+        assert metrics["running"] == 0, metrics
+        assert "a transcription's thread stopped: its caller was cancelled" in server.logs()
+        decoded = metrics["scheduler"]["windows"]
+        assert decoded < 8, metrics  # of ~11 windows; it stopped within a window or two
+        time.sleep(3)
+        again = c.get("/queue-metrics").json()["scheduler"]
+        assert again["windows"] == decoded and again["queued_windows"] == 0, again
+        # The permit is free: the next request runs at once.
+        with JFK.open("rb") as jfk:
+            answer = c.post("/asr", params={"model": "tiny.en"}, files={"audio_file": jfk})
+        assert answer.status_code == 200

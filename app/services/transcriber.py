@@ -21,6 +21,7 @@ from app.pipeline.request import Progress, TranscriptionRequest
 from app.pipeline.runner import Pipeline
 from app.services.admission import Admission
 from app.services.eviction import IdleEvictor
+from app.services.run import StopToken, run_owned
 
 Disconnected = Callable[[], Awaitable[bool]]
 
@@ -108,8 +109,14 @@ class Transcriber:
             async with self.admission.slot(disconnected, queue_limit=queue_limit) as waited:
                 self.metrics.queue_wait.observe(waited)
                 await asyncio.to_thread(self.evictor.sweep)  # idle models past keep-alive
-                output = await asyncio.to_thread(
-                    self.pipeline.run_models, ref, path, work, request, progress, on_text
+                # The permit and the work folder are released only after the model thread
+                # has returned, even when this task is cancelled (app/services/run.py).
+                token = StopToken()
+                checked = token.checked(progress)
+                output = await run_owned(
+                    lambda: self.pipeline.run_models(ref, path, work, request, checked, on_text),
+                    token,
+                    disconnected,
                 )
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)

@@ -15,7 +15,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("api", ("app.api",)),  # thin routers, schemas, auth
     ("wiring", ("app.services.stack",)),  # builds the model stack on app.state
     ("jobs", ("app.jobs",)),  # store, worker, webhooks
-    ("run", ("app.services.transcriber", "app.services.admission", "app.services.eviction")),
+    (
+        "run",
+        (
+            "app.services.transcriber",
+            "app.services.run",
+            "app.services.admission",
+            "app.services.eviction",
+        ),
+    ),
     ("pipeline", ("app.pipeline",)),  # decode, VAD, windows, the stages, the runner
     (
         "stages",
@@ -35,19 +43,24 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app.writers",
             "app.allocator",
             "app.compute_thread",
+            "app.services",
             "app",  # app/__init__.py: the version
         ),
     ),
 )
 
 
+EXACT = frozenset({"app", "app.services"})
+"""Packages placed as themselves only (their __init__): what lies in them has its own place,
+so a new module there must be given one."""
+
+
 def layer_of(module: str) -> int:
     best: tuple[int, int] | None = None  # (prefix length, layer index)
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (
-                best is None or len(prefix) > best[0]
-            ):
+            below = prefix not in EXACT and module.startswith(prefix + ".")
+            if (module == prefix or below) and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), index)
     assert best is not None, f"{module} is in no layer: add it to LAYERS"
     return best[1]
