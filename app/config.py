@@ -178,7 +178,7 @@ class Settings(BaseSettings):
     """Where jobs live: the SQLite database (`jobs.db`), uploads (`uploads/`), and the
     decoded audio of transcriptions in progress (`work/`, emptied at start-up)."""
 
-    database_url: str | None = None
+    database_url: SecretStr | None = None
     """SQLAlchemy URL of the job database. Unset = SQLite at `<DATA_DIR>/jobs.db`.
     PostgreSQL (`postgresql+psycopg://user:password@host/db`, the `postgres` or `ray` extra)
     when replicas on more than one machine share the jobs: same schema and migrations; a job
@@ -299,7 +299,9 @@ class Settings(BaseSettings):
 
     @property
     def job_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'jobs.db'}"
+        if self.database_url is not None:  # a secret: it holds the database's password
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'jobs.db'}"
 
     @property
     def webhook_hosts(self) -> frozenset[str]:

@@ -6,6 +6,19 @@ the API family that the request belongs to (OpenAI's under /v1, FastAPI's `detai
 
 from __future__ import annotations
 
+import re
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:]+){2,}[\\/]?")
+
+
+def safe_reason(exc: BaseException) -> str:
+    """An exception as a client may read it (in `notes`): its type and message, with file
+    system paths (where the server keeps its models, uploads and code) left out."""
+    if isinstance(exc, ServiceError):
+        return exc.message
+    text = _PATH.sub("<path>", str(exc)).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 
 class ServiceError(Exception):
     """Base class: a failure with a message that is safe and useful to show the client."""

@@ -6,6 +6,7 @@ whisper-asr-webservice does (Speakr sends a few that only some servers understan
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -79,7 +80,7 @@ async def asr(
         "Asr-Engine": request.app.state.engine.name,
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
     }
-    body = writer.write(transcript)
+    body = await asyncio.to_thread(writer.write, transcript)  # hours of words: off the loop
     return Response(body, media_type=writer.media_type, headers=headers)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from typing import Annotated, Any, Literal, get_args
@@ -212,7 +213,7 @@ async def job_result(
     if format == "diarized_json":
         return JSONResponse(diarized(transcript, []).model_dump(exclude_none=True))
     writer = writer_for(format)
-    text = writer.write(transcript)
+    text = await asyncio.to_thread(writer.write, transcript)  # hours of words: off the loop
     if format == "json":
         return Response(text, media_type=writer.media_type)
     return PlainTextResponse(text, media_type=writer.media_type)

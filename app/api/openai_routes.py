@@ -168,9 +168,9 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     if fmt == "text":
         return PlainTextResponse(transcript.text + "\n")
     if fmt == "srt":
-        return PlainTextResponse(SrtWriter().write(transcript))
+        return PlainTextResponse(await asyncio.to_thread(SrtWriter().write, transcript))
     if fmt == "vtt":
-        return PlainTextResponse(VttWriter().write(transcript))
+        return PlainTextResponse(await asyncio.to_thread(VttWriter().write, transcript))
     if fmt == "verbose_json":
         body = verbose(
             transcript,

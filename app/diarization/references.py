@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from app.diarization.diarizer import unit_vector
 from app.diarization.service import DiarizationService
 from app.domain import Audio, Transcript
+from app.errors import safe_reason
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ def embed_known(
     try:
         vectors = service.embed_voices(pipeline, [k.sample for k in known])
     except Exception as exc:
-        note = f"known_speaker_references not used: embedding the samples failed ({exc})"
+        note = (
+            f"known_speaker_references not used: embedding the samples failed ({safe_reason(exc)})"
+        )
         log.warning(note, exc_info=True)
         return (), (note,)
     voices = tuple((k.name, v) for k, v in zip(known, vectors, strict=True) if v is not None)

@@ -24,6 +24,7 @@ from app.diarization.reassign import reassign_turns
 from app.diarization.voice_embedding import VoiceEncoder, load_voice_encoder
 from app.diarization.voiceprint import Read, speaker_voiceprints
 from app.domain import Audio
+from app.errors import safe_reason
 from app.models.hub import HubClient
 from app.services.model_cache import ModelCache
 
@@ -173,12 +174,12 @@ class DiarizationService:
                 if stopped:
                     raise stopped[0] from None
                 if candidate == self._offline:
-                    note = f"diarization skipped: the offline pipeline failed ({exc})"
+                    note = f"diarization skipped: the offline pipeline failed ({safe_reason(exc)})"
                     log.warning(note, exc_info=True)
                     return DiarizationResult(None, (*notes, note))
                 note = (
                     f"diarization fell back to the offline pipeline: {candidate} unavailable "
-                    f"({exc})"
+                    f"({safe_reason(exc)})"
                 )
                 log.warning(note)
                 notes.append(note)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from app.alignment import Aligner, AlignmentResult, with_phonetic_times, words_of
 from app.domain import Segment, Transcript, Word
+from app.errors import safe_reason
 from app.phonetic_alignment import AlignedWords, align_words
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
@@ -73,7 +74,7 @@ def align_in_spans(
         try:
             aligned = workers.map(align_pcm_span, calls)
         except Exception as exc:  # a worker that died, the model missing: times stay DTW
-            note = f"pocketsphinx alignment failed ({exc!r}); word times are whisper-dtw"
+            note = f"pocketsphinx alignment failed ({safe_reason(exc)}); word times are whisper-dtw"
             log.exception("pocketsphinx alignment failed")
             return transcript, (note,)
         results = [with_phonetic_times(s.part, a) for s, a in zip(spans, aligned, strict=True)]
