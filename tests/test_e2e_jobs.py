@@ -87,6 +87,18 @@ def wait_for(url: str, job_id: str, *statuses: str, timeout_s: float = 300) -> d
     raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
 
 
+def worker_stopped(server: LiveServer, job_id: str, timeout_s: float = 10) -> None:
+    """The worker's own word that the job's work stopped, and no transcription running: a
+    cancelled record alone would say nothing of the thread (a 3-minute job runs ~10 s)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = httpx.get(f"{server.url}/queue-metrics").json()["running"]
+        if f"job {job_id} stopped (cancelled)" in server.logs() and running == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id}'s work did not stop within {timeout_s} s")
+
+
 def long_wav(folder: Path, times: int) -> Path:
     speech = decode_file(CONVERSATION).samples
     pause = np.zeros(2 * 16000, dtype=np.float32)
@@ -201,7 +213,7 @@ def test_cancel_delete_and_the_errors_a_client_can_act_on(
     wait_for(url, long_job["id"], "running", timeout_s=60)
     cancelled = httpx.post(f"{url}/v1/jobs/{long_job['id']}/cancel").json()
     assert cancelled["status"] == "cancelled"
-    time.sleep(3)  # the worker stops at its next block and never completes it
+    worker_stopped(server, long_job["id"])  # not only the record: its work ended
     assert httpx.get(f"{url}/v1/jobs/{long_job['id']}").json()["status"] == "cancelled"
     assert httpx.get(f"{url}/v1/jobs/{queued['id']}").json()["status"] == "cancelled"
     deleted = httpx.delete(f"{url}/v1/jobs/{queued['id']}").json()
@@ -210,7 +222,7 @@ def test_cancel_delete_and_the_errors_a_client_can_act_on(
     running = submit(url, long_wav(tmp_path, 10), model="tiny.en").json()
     wait_for(url, running["id"], "running", timeout_s=60)
     assert httpx.delete(f"{url}/v1/jobs/{running['id']}").json()["deleted"] is True
-    time.sleep(3)  # the worker stopped; it did not bring the record back by completing it
+    worker_stopped(server, running["id"])  # and it did not bring the record back
     assert httpx.get(f"{url}/v1/jobs/{running['id']}").status_code == 404
     assert not Path(server.env["DATA_DIR"], "uploads", running["id"]).exists()
 
