@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,17 @@ def encode(src: Path, dst: Path) -> Path:
         for packet in stream.encode(None):
             out.mux(packet)
     return dst
+
+
+def write_wav(samples: np.ndarray, path: Path) -> Path:
+    """16 kHz mono float samples as a 16-bit WAV file."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(pcm.tobytes())
+    return path
 
 
 def encode_video(src: Path, dst: Path) -> Path:

@@ -22,12 +22,11 @@ import io
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 import openai
 import pytest
-from audio_tools import JFK, encode, encode_video, normalize, pyannote_sample
+from audio_tools import JFK, encode, encode_video, normalize, pyannote_sample, write_wav
 from conftest import ServerFactory
 from live_server import LiveServer
 
@@ -85,19 +84,6 @@ def reference_turns() -> list[tuple[float, float, str]]:
         start, length = float(fields[3]), float(fields[4])
         turns.append((start, start + length, fields[7]))
     return turns
-
-
-def write_wav(samples: np.ndarray, path: Path) -> Path:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_s16le", rate=16000)
-        assert isinstance(stream, av.AudioStream)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    return path
 
 
 def sample_part(folder: Path, start_s: float, end_s: float, name: str) -> Path:

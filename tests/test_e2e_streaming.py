@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import time
-import wave
 from pathlib import Path
 
 import httpx
 import numpy as np
 import openai
 import pytest
-from audio_tools import CONVERSATION, FIXTURES, JFK, SPANISH
+from audio_tools import CONVERSATION, FIXTURES, JFK, SPANISH, write_wav
 from conftest import ServerFactory
 from live_server import LiveServer
 
@@ -29,14 +28,8 @@ def minute_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         decode_file(FIXTURES / f"{n}.flac").samples
         for n in ("conversation3", "conversation", "rapid")
     ]
-    samples = (np.concatenate([np.asarray(p) for p in parts]) * 32767).astype(np.int16)
-    path = tmp_path_factory.mktemp("stream") / "minute.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(samples.tobytes())
-    return path
+    samples = np.concatenate([np.asarray(p) for p in parts])
+    return write_wav(samples, tmp_path_factory.mktemp("stream") / "minute.wav")
 
 
 def sdk(server: LiveServer) -> openai.OpenAI:
@@ -117,14 +110,7 @@ def one_window_server(server_factory: ServerFactory) -> LiveServer:
 
 def long_clip(folder: Path, minute: Path, times: int) -> Path:
     samples = np.asarray(decode_file(minute).samples)
-    pcm = (np.tile(samples, times) * 32767).astype(np.int16)
-    path = folder / f"long-{times}.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(pcm.tobytes())
-    return path
+    return write_wav(np.tile(samples, times), folder / f"long-{times}.wav")
 
 
 def test_a_streaming_client_that_leaves_stops_its_work(
