@@ -87,8 +87,8 @@ async def saved_upload(
             raise EmptyUpload("the uploaded file is empty.", param=field)
         yield path
     finally:
+        path.unlink(missing_ok=True)  # first: an await below may be cut short by a cancel
         await upload.close()
-        path.unlink(missing_ok=True)
 
 
 def request_upload(

@@ -54,6 +54,13 @@ async def text_as_decoded(
             task.cancel()
 
 
+async def _remove(work: Path) -> None:
+    """Remove a work folder, even when the task is cancelled while it waits for that: a
+    cancelled to_thread job that has not started never runs (a streaming client that hung
+    up just as its transcription ended left its decoded audio behind: 3 of 10 in a soak)."""
+    await asyncio.shield(asyncio.to_thread(shutil.rmtree, work, True))
+
+
 class Transcriber:
     def __init__(
         self,
@@ -119,7 +126,7 @@ class Transcriber:
                     disconnected,
                 )
         finally:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            await _remove(work)
         return await asyncio.to_thread(self.pipeline.finish, output, request)
 
     async def detect_language(
@@ -139,4 +146,4 @@ class Transcriber:
                     self.pipeline.detect_language, ref, path, work, encoded
                 )
         finally:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            await _remove(work)
