@@ -227,6 +227,9 @@ class JobWorker:
         except ServiceError as exc:
             await self._finish(job, ok=False, error=exc.message)
         except Exception as exc:
+            if await self._withdrawn(job):  # deleted under it: its audio went with the record
+                log.info("job %s stopped (withdrawn: %s)", job.id, type(exc).__name__)
+                return
             log.exception("job %s failed", job.id)
             await self._finish(job, ok=False, error=f"internal error: {type(exc).__name__}")
         else:
@@ -235,6 +238,14 @@ class JobWorker:
         finally:
             self._cancelled.discard(job.id)
         self._metrics.job_duration.observe(time.monotonic() - started)
+
+    async def _withdrawn(self, job: Job) -> bool:
+        """Whether the job stopped being this worker's while it ran (cancelled or deleted,
+        here or by another process), so an error from it is the withdrawal, not a fault."""
+        if self._stopping or job.id in self._cancelled:
+            return True
+        now = await asyncio.to_thread(self._store.get, job.id)
+        return now is None or now.worker_id != self.worker_id
 
     async def _finish(
         self, job: Job, *, ok: bool, error: str = "", result: str = "", duration_ms: int = 0
