@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -170,3 +171,48 @@ class Tenant:
 
 NO_KEYS = Tenant()
 """The caller on a server without API keys."""
+
+
+# What a transcription asks for (what a job stores, what the routers build) and how it
+# reports progress: shared by the API, the jobs, the run and the pipeline.
+
+Progress = Callable[[str, float], None]
+"""`progress(stage, fraction of the whole job)`; it may raise to cancel."""
+
+
+@dataclass(frozen=True)
+class SpeakerLimits:
+    """How many speakers the client says there are (each None: let the diarizer decide)."""
+
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+@dataclass(frozen=True)
+class KnownSpeaker:
+    """A client's name for a voice and a short sample of it (2-10 s, decoded)."""
+
+    name: str
+    sample: Audio
+
+
+@dataclass(frozen=True)
+class SpeakerRequest:
+    """A request for speaker labels (and, optionally, one embedding per speaker)."""
+
+    limits: SpeakerLimits = field(default_factory=SpeakerLimits)
+    return_embeddings: bool = False
+    known: tuple[KnownSpeaker, ...] = ()
+    """Voice samples whose names go to the speakers they match (OpenAI's
+    known_speaker_references); never stored in a job."""
+
+
+@dataclass(frozen=True)
+class TranscriptionRequest:
+    """Everything one transcription asks for; what a job stores."""
+
+    model: str | None = None
+    options: DecodeOptions = field(default_factory=DecodeOptions)
+    speakers: SpeakerRequest | None = None
+    encoded: bool = True

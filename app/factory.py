@@ -21,7 +21,7 @@ from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
 from app.config import Settings
 from app.engines.base import Engine
-from app.services.stack import model_services
+from app.stack import model_services
 
 log = logging.getLogger("app")
 

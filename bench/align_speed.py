@@ -1,4 +1,4 @@
-"""How fast PocketSphinx alignment (app/phonetic_alignment.py) runs, alone and with several
+"""How fast PocketSphinx alignment (app/alignment/phonetic.py) runs, alone and with several
 worker processes at once: the CPU bound it puts on English requests with word times.
 
   prepare: the development set's wide-band files (bench/diar_devset.py) transcribed by the
@@ -33,8 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.alignment.phonetic import AlignedWords, align_words  # noqa: E402
 from app.domain import Word  # noqa: E402
-from app.phonetic_alignment import AlignedWords, align_words  # noqa: E402
 from app.pipeline.pcm import PcmFile  # noqa: E402
 
 PHONETIC_SPAN_MS = 120_000  # app/pipeline/align.py's (importing it needs the whole app)

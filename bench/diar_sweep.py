@@ -140,10 +140,10 @@ def run(
     VAD's speech regions joined across pauses under 10 s), turns mapped back."""
     import torch
 
-    from app.diarization.diarizer import Diarizer, SpeakerLimits, SpeakerTurn
+    from app.diarization.diarizer import Diarizer, SpeakerTurn
     from app.diarization.pipelines import build_offline
     from app.diarization.reassign import reassign_turns
-    from app.domain import Audio
+    from app.domain import Audio, SpeakerLimits
     from app.pipeline.decode import decode_to_pcm
     from app.pipeline.diarize import diarization_spans, to_recording
     from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions

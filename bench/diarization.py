@@ -225,11 +225,11 @@ def diarizer_peer(embedding: str) -> Callable[[], Callable[[DevFile], Spans]]:
 def _diarizer(embedding: str) -> Callable[[DevFile], Spans]:
     """The service's diarization stage alone (pipeline, then each turn reassigned)."""
     from app.config import Settings
-    from app.diarization.diarizer import SpeakerLimits
     from app.diarization.service import DiarizationService
+    from app.domain import SpeakerLimits
+    from app.models.cache import ModelCache
     from app.models.hub import HubClient
     from app.pipeline.decode import decode_file
-    from app.services.model_cache import ModelCache
 
     settings = Settings(
         _env_file=None,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from app.alignment.phonetic import align_words
 from app.domain import Word
 from app.errors import AudioDecodeError, AudioTooLong
-from app.phonetic_alignment import align_words
 from app.pipeline.align import align_pcm_span
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.decode import decode_to_pcm
@@ -83,13 +83,13 @@ def test_a_long_recording_is_aligned_in_spans_spread_over_the_workers(
     to both workers at once and come back in order, as aligned here one after another."""
     from audio_tools import conversation_turns
 
-    from app.alignment import Aligner
+    from app.alignment.aligner import Aligner
     from app.config import Settings
     from app.domain import Segment, Transcript
+    from app.models.cache import ModelCache
     from app.models.hub import HubClient
     from app.pipeline.align import PHONETIC_SPAN_MS, align_in_spans
     from app.pipeline.pcm import PcmFile
-    from app.services.model_cache import ModelCache
 
     once = decode_to_pcm(FIXTURES / "conversation.flac", tmp_path / "c.pcm")
     path = tmp_path / "long.pcm"

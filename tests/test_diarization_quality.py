@@ -12,15 +12,15 @@ import pytest
 from audio_tools import CONVERSATION, FIXTURES, conversation_turns, pyannote_sample
 
 from app.config import Settings
-from app.diarization.diarizer import Diarization, SpeakerLimits
+from app.diarization.diarizer import Diarization
 from app.diarization.service import DiarizationService
-from app.domain import Audio
+from app.domain import Audio, SpeakerLimits
+from app.models.cache import ModelCache
 from app.models.hub import HubClient
 from app.pipeline.decode import decode_file, decode_to_pcm
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.pcm import SAMPLE_RATE
 from app.pipeline.vad import SpeechRegion
-from app.services.model_cache import ModelCache
 
 pytestmark = pytest.mark.e2e
 CONVERSATION3 = FIXTURES / "conversation3.flac"

@@ -1,4 +1,4 @@
-"""PocketSphinx forced alignment (app/phonetic_alignment.py) with its real acoustic model on
+"""PocketSphinx forced alignment (app/alignment/phonetic.py) with its real acoustic model on
 a real recording with known turn boundaries, and the choice of aligner per transcript."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from audio_tools import CONVERSATION, conversation_turns
 
-from app.alignment import Aligner
+from app.alignment.aligner import Aligner
+from app.alignment.phonetic import align_words
 from app.config import Settings
 from app.domain import Segment, Transcript, Word
+from app.models.cache import ModelCache
 from app.models.hub import HubClient
-from app.phonetic_alignment import align_words
 from app.pipeline.decode import decode_to_pcm
-from app.services.model_cache import ModelCache
 
 
 def rough_words(shift_s: float) -> list[Word]:

@@ -13,15 +13,14 @@ import pytest
 from audio_tools import CONVERSATION, FIXTURES, JFK, SPANISH, normalize, pyannote_sample
 
 from app.config import Settings
-from app.domain import DecodeOptions, Transcript
+from app.domain import DecodeOptions, Transcript, TranscriptionRequest
 from app.engines.ctranslate2_engine import CTranslate2Engine
 from app.metrics import Metrics
+from app.models.cache import ModelCache
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
 from app.pipeline.decode import decode_file
-from app.pipeline.request import TranscriptionRequest
 from app.pipeline.runner import Pipeline
-from app.services.model_cache import ModelCache
 
 pytestmark = pytest.mark.e2e
 

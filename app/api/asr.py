@@ -19,7 +19,7 @@ from app.api.openapi_spec import detail_errors, transcript_content
 from app.api.params import MAX_SPEAKERS, Fields, asr_request
 from app.api.uploads import request_upload, upload_name, upload_route
 from app.languages import language_name
-from app.services.transcriber import Transcriber
+from app.run.transcriber import Transcriber
 from app.writers import writer_for
 
 log = logging.getLogger(__name__)

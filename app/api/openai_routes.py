@@ -26,12 +26,11 @@ from app.api.params import Fields, form_list
 from app.api.speaker_references import FORM_PART_BYTES, MAX_KNOWN_SPEAKERS, known_speakers
 from app.api.transcription_stream import STREAM_FORMATS, stream_response, transcription_events
 from app.api.uploads import request_upload, upload_route
-from app.domain import DecodeOptions, Task, Transcript
+from app.domain import DecodeOptions, SpeakerRequest, Task, Transcript, TranscriptionRequest
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
 from app.pipeline.asr import TextSink
 from app.pipeline.decode import check_upload
-from app.pipeline.request import SpeakerRequest, TranscriptionRequest
-from app.services.transcriber import Transcriber
+from app.run.transcriber import Transcriber
 from app.writers import SrtWriter, VttWriter
 
 router = APIRouter(

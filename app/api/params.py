@@ -7,11 +7,9 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 
-from app.diarization.diarizer import SpeakerLimits
-from app.domain import DecodeOptions
+from app.domain import DecodeOptions, SpeakerLimits, SpeakerRequest, TranscriptionRequest
 from app.errors import InvalidRequest
 from app.languages import normalize_language
-from app.pipeline.request import SpeakerRequest, TranscriptionRequest
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

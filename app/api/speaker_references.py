@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.api.params import form_list
-from app.diarization.references import KnownSpeaker
-from app.domain import Audio
+from app.domain import Audio, KnownSpeaker
 from app.errors import AudioTooLong, InvalidRequest
 from app.pipeline.decode import decode_to_pcm
 

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import __version__
 from app.api.openapi_spec import detail_errors, text_content
 from app.engines.memory import accelerator_memory_bytes
-from app.services.stack import stopped_parts
+from app.stack import stopped_parts
 
 router = APIRouter(tags=["service"])
 _KEYED = detail_errors(401)  # /health and the page are served without a key

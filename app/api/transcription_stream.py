@@ -23,7 +23,7 @@ from app.api.sse import event, event_stream
 from app.domain import Transcript
 from app.errors import ServiceError, status_for
 from app.pipeline.asr import TextSink
-from app.services.transcriber import text_as_decoded
+from app.run.transcriber import text_as_decoded
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from app.domain import Audio
+from app.domain import Audio, SpeakerLimits
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +26,6 @@ class SpeakerTurn:
     start_ms: int
     end_ms: int
     speaker: str
-
-
-@dataclass(frozen=True)
-class SpeakerLimits:
-    num_speakers: int | None = None
-    min_speakers: int | None = None
-    max_speakers: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from app.diarization.diarizer import unit_vector
 from app.diarization.service import DiarizationService
-from app.domain import Audio, Transcript
+from app.domain import KnownSpeaker, Transcript
 from app.errors import safe_reason
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class KnownSpeaker:
-    """A client's name for a voice and a short sample of it (2-10 s, decoded)."""
-
-    name: str
-    sample: Audio
 
 
 Voices = tuple[tuple[str, list[float]], ...]

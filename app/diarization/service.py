@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from app.config import Settings
-from app.diarization.diarizer import Diarization, Diarizer, SpeakerLimits, SpeakerTurn
+from app.diarization.diarizer import Diarization, Diarizer, SpeakerTurn
 from app.diarization.pipelines import (
     HUB_PIPELINE,
     OFFLINE_RECIPES,
@@ -23,10 +23,10 @@ from app.diarization.pipelines import (
 from app.diarization.reassign import reassign_turns
 from app.diarization.voice_embedding import VoiceEncoder, load_voice_encoder
 from app.diarization.voiceprint import Read, speaker_voiceprints
-from app.domain import Audio
+from app.domain import Audio, SpeakerLimits
 from app.errors import safe_reason
+from app.models.cache import ModelCache
 from app.models.hub import HubClient
-from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,15 @@ import json
 from dataclasses import asdict, fields
 from typing import Any
 
-from app.diarization.diarizer import SpeakerLimits
-from app.domain import DecodeOptions, Segment, Transcript, Word
-from app.pipeline.request import SpeakerRequest, TranscriptionRequest
+from app.domain import (
+    DecodeOptions,
+    Segment,
+    SpeakerLimits,
+    SpeakerRequest,
+    Transcript,
+    TranscriptionRequest,
+    Word,
+)
 
 REQUEST_VERSION = 1
 """The stored request's layout. Rows without a version are of the releases before it (the

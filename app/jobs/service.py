@@ -11,14 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings
-from app.domain import NO_KEYS, Tenant, Transcript
+from app.domain import NO_KEYS, Tenant, Transcript, TranscriptionRequest
 from app.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from app.jobs.codec import request_json, transcript_from_json
 from app.jobs.store import COMPLETED, QUEUED, Job, JobStore
 from app.jobs.webhooks import check_webhook_url
 from app.jobs.worker import JobWorker, remove_upload
 from app.pipeline.decode import check_upload
-from app.pipeline.request import TranscriptionRequest
 
 
 class JobNotReady(Conflict):

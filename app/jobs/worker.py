@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.domain import Progress
 from app.errors import ServiceError
 from app.jobs.codec import UnreadableRequest, request_from_json, transcript_json
 from app.jobs.store import Job, JobStore
 from app.jobs.summary import job_summary
 from app.jobs.webhooks import SENDING, WebhookSender
 from app.metrics import Metrics
-from app.pipeline.request import Progress
-from app.services.transcriber import Transcriber
+from app.run.transcriber import Transcriber
 
 log = logging.getLogger(__name__)
 

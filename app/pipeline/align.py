@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from app.alignment import Aligner, AlignmentResult, with_phonetic_times, words_of
+from app.alignment.aligner import Aligner, AlignmentResult, with_phonetic_times, words_of
+from app.alignment.phonetic import AlignedWords, align_words
 from app.domain import Segment, Transcript, Word
 from app.errors import safe_reason
-from app.phonetic_alignment import AlignedWords, align_words
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from app.allocator import release_free_memory
-from app.diarization.diarizer import Diarization, SpeakerLimits, SpeakerTurn
+from app.diarization.diarizer import Diarization, SpeakerTurn
 from app.diarization.service import DiarizationResult, DiarizationService
-from app.domain import Audio
+from app.domain import Audio, SpeakerLimits
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion
 from app.pipeline.windows import Timeline, Window, split_long

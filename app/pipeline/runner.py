@@ -20,18 +20,25 @@ from pathlib import Path
 
 import numpy as np
 
-from app.alignment import Aligner
+from app.alignment.aligner import Aligner
 from app.allocator import release_free_memory
 from app.compute_thread import ComputeThread
 from app.config import Settings
 from app.diarization.assign import drop_words, label_speakers
-from app.diarization.diarizer import SpeakerLimits
 from app.diarization.references import Voices, embed_known, name_known_speakers
 from app.diarization.service import DiarizationResult, DiarizationService
-from app.domain import DecodeOptions, LanguageGuess, Transcript
+from app.domain import (
+    DecodeOptions,
+    LanguageGuess,
+    Progress,
+    SpeakerLimits,
+    Transcript,
+    TranscriptionRequest,
+)
 from app.engines.base import Engine, LoadedModel
 from app.errors import InvalidRequest
 from app.metrics import Metrics
+from app.models.cache import ModelCache
 from app.models.registry import ModelRef, ModelRegistry
 from app.pipeline.align import align_in_spans
 from app.pipeline.asr import TextSink, transcribe_blocks
@@ -39,7 +46,6 @@ from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
-from app.pipeline.request import Progress, TranscriptionRequest
 from app.pipeline.vad import SpeechRegion, VadOptions, speech_probabilities, speech_regions
 from app.pipeline.window_asr import transcribe_windows
 from app.pipeline.windows import (
@@ -50,7 +56,6 @@ from app.pipeline.windows import (
     split_long,
 )
 from app.scheduler.window_scheduler import WindowScheduler
-from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 

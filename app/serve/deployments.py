@@ -1,6 +1,6 @@
 """The Ray Serve application: an ingress deployment (the same FastAPI app, no model work)
 and a transcription deployment whose replicas each build the whole model stack once
-(app/services/stack.py: engine, window scheduler, alignment, diarization, job worker).
+(app/stack.py: engine, window scheduler, alignment, diarization, job worker).
 
 - Synchronous requests go ingress -> handle -> a replica (Serve picks the less loaded of two);
   each replica's window scheduler batches the windows of every request it holds.
@@ -33,10 +33,9 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from app.config import Settings
-from app.domain import LanguageGuess, Transcript
-from app.pipeline.request import TranscriptionRequest
-from app.services.stack import model_services, stopped_parts
-from app.services.transcriber import text_as_decoded
+from app.domain import LanguageGuess, Transcript, TranscriptionRequest
+from app.run.transcriber import text_as_decoded
+from app.stack import model_services, stopped_parts
 
 APP_NAME = "whisperx"
 CHECKOUT = Path(__file__).resolve().parents[2]

@@ -13,6 +13,7 @@ from typing import Any
 
 from app import __version__
 from app.config import Settings
+from app.domain import TranscriptionRequest
 from app.engines.select import engine_name
 from app.jobs.service import JobService
 from app.jobs.store import JobStore
@@ -21,7 +22,6 @@ from app.metrics import Metrics
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
 from app.pipeline.options import check_options
-from app.pipeline.request import TranscriptionRequest
 from app.serve.remote import RemoteTranscriber
 
 

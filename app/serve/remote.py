@@ -1,4 +1,4 @@
-"""The ingress's Transcriber in ray mode: the same calls as app/services/transcriber.py, run by
+"""The ingress's Transcriber in ray mode: the same calls as app/run/transcriber.py, run by
 a transcription replica through a Ray Serve deployment handle (which picks the less loaded
 of two replicas). Requests and transcripts cross as the domain objects themselves.
 
@@ -18,11 +18,10 @@ from typing import Any, TypeVar
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from app.domain import LanguageGuess, Transcript
+from app.domain import LanguageGuess, Progress, Transcript, TranscriptionRequest
 from app.errors import ServiceError
 from app.pipeline.asr import TextSink
-from app.pipeline.request import Progress, TranscriptionRequest
-from app.services.transcriber import Disconnected
+from app.run.transcriber import Disconnected
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from app.errors import QueueFull
-from app.services.admission import Admission
+from app.run.admission import Admission
 
 
 def test_queue_bound_and_fifo_permits() -> None:

@@ -8,14 +8,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from app.alignment import Aligner, apply_alignment
+from app.alignment.aligner import Aligner, apply_alignment
 from app.config import Settings
 from app.domain import Audio, Segment, Transcript, Word
+from app.models.cache import ModelCache
 from app.models.hub import HubClient
 from app.pipeline.align import align_in_spans
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.pcm import PcmFile
-from app.services.model_cache import ModelCache
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from app.diarization.diarizer import Diarization, SpeakerLimits, SpeakerTurn
+from app.diarization.diarizer import Diarization, SpeakerTurn
 from app.diarization.service import DiarizationResult
-from app.domain import Audio
+from app.domain import Audio, SpeakerLimits
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.pcm import PcmFile
 from app.pipeline.vad import SpeechRegion

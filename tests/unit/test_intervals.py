@@ -7,7 +7,7 @@ import random
 import threading
 from collections.abc import Callable
 
-from app.alignment import apply_alignment
+from app.alignment.aligner import apply_alignment
 from app.diarization.assign import label_speakers
 from app.diarization.diarizer import Diarization, SpeakerTurn
 from app.domain import Segment, Transcript, Word

@@ -14,11 +14,11 @@ from typing import Any, cast
 import pytest
 
 from app.config import Settings
+from app.domain import TranscriptionRequest
 from app.jobs.codec import request_json
 from app.jobs.store import FAILED, QUEUED, Job, JobStore
 from app.jobs.worker import JobWorker
 from app.metrics import Metrics
-from app.pipeline.request import TranscriptionRequest
 
 
 class DeletesThenReads:

@@ -13,24 +13,13 @@ APP = Path(__file__).resolve().parents[2] / "app"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry", ("app.main", "app.factory", "app.serve")),  # processes, the app, Ray Serve
     ("api", ("app.api",)),  # thin routers, schemas, auth
-    ("wiring", ("app.services.stack",)),  # builds the model stack on app.state
+    ("wiring", ("app.stack",)),  # builds the services on app.state
     ("jobs", ("app.jobs",)),  # store, worker, webhooks
-    (
-        "run",
-        (
-            "app.services.transcriber",
-            "app.services.run",
-            "app.services.admission",
-            "app.services.eviction",
-        ),
-    ),
+    ("run", ("app.run",)),  # one transcription: admission, permit, work folder, cancel token
     ("pipeline", ("app.pipeline",)),  # decode, VAD, windows, the stages, the runner
-    (
-        "stages",
-        ("app.scheduler", "app.alignment", "app.phonetic_alignment", "app.diarization"),
-    ),
+    ("stages", ("app.scheduler", "app.alignment", "app.diarization")),
     ("engines", ("app.engines",)),
-    ("models", ("app.models", "app.services.model_cache")),
+    ("models", ("app.models",)),  # registry, hub, converters, the loaded-model cache
     (
         "base",
         (
@@ -43,14 +32,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app.writers",
             "app.allocator",
             "app.compute_thread",
-            "app.services",
             "app",  # app/__init__.py: the version
         ),
     ),
 )
 
 
-EXACT = frozenset({"app", "app.services"})
+EXACT = frozenset({"app"})
 """Packages placed as themselves only (their __init__): what lies in them has its own place,
 so a new module there must be given one."""
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 from app.config import Settings
 from app.jobs.store import QUEUED, Job, JobStore
 from app.jobs.worker import JobWorker
-from app.services.stack import claim_work_folder
+from app.stack import claim_work_folder
 
 
 def test_work_folders_of_killed_processes_on_this_host_are_removed(tmp_path: Path) -> None:

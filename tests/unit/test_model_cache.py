@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.metrics import Metrics
-from app.services.eviction import IdleEvictor
-from app.services.model_cache import ModelCache
+from app.models.cache import ModelCache
+from app.models.eviction import IdleEvictor
 
 
 class Model:

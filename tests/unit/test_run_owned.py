@@ -10,7 +10,7 @@ import time
 import pytest
 
 from app.errors import ClientGone
-from app.services.run import StopToken, run_owned
+from app.run.owned import StopToken, run_owned
 
 
 def windows(token: StopToken, seen: list[str], count: int = 50) -> str:

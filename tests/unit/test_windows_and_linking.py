@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.diarization.diarizer import SpeakerLimits, SpeakerTurn
+from app.diarization.diarizer import SpeakerTurn
+from app.domain import SpeakerLimits
 from app.pipeline.diarize import diarization_spans, link_speakers, to_recording
 from app.pipeline.vad import SpeechRegion
 from app.pipeline.windows import WINDOW_SAMPLES, Timeline, group_blocks, pack_windows

@@ -1,5 +1,5 @@
 """Word alignment stage: whisperX's wav2vec2 forced alignment where its model can be had,
-PocketSphinx's for English offline (app/phonetic_alignment.py), otherwise the DTW word times
+PocketSphinx's for English offline (app/alignment/phonetic.py), otherwise the DTW word times
 Whisper already produced. Responses say which one was used."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from app.alignment.phonetic import AlignedWords
 from app.config import Settings
 from app.domain import Audio, Segment, Transcript, Word
 from app.intervals import IntervalIndex
+from app.models.cache import ModelCache
 from app.models.hub import HubClient
-from app.phonetic_alignment import AlignedWords
-from app.services.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from app.domain import LanguageGuess, Segment, Transcript
+from app.domain import LanguageGuess, Progress, Segment, Transcript, TranscriptionRequest
 from app.metrics import Metrics
+from app.models.eviction import IdleEvictor
 from app.pipeline.asr import TextSink
 from app.pipeline.decode import check_upload
-from app.pipeline.request import Progress, TranscriptionRequest
 from app.pipeline.runner import Pipeline
-from app.services.admission import Admission
-from app.services.eviction import IdleEvictor
-from app.services.run import StopToken, run_owned
+from app.run.admission import Admission
+from app.run.owned import StopToken, run_owned
 
 Disconnected = Callable[[], Awaitable[bool]]
 
@@ -117,7 +116,7 @@ class Transcriber:
                 self.metrics.queue_wait.observe(waited)
                 await asyncio.to_thread(self.evictor.sweep)  # idle models past keep-alive
                 # The permit and the work folder are released only after the model thread
-                # has returned, even when this task is cancelled (app/services/run.py).
+                # has returned, even when this task is cancelled (app/run/owned.py).
                 token = StopToken()
                 checked = token.checked(progress)
                 output = await run_owned(

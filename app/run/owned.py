@@ -19,8 +19,8 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
+from app.domain import Progress
 from app.errors import ClientGone
-from app.pipeline.request import Progress
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from app.metrics import Metrics
-from app.services.model_cache import ModelCache
+from app.models.cache import ModelCache
 
 log = logging.getLogger(__name__)
 

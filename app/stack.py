@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
-from app.alignment import Aligner
+from app.alignment.aligner import Aligner
 from app.allocator import tune_malloc
 from app.compute_thread import ComputeThread
 from app.config import Settings
@@ -31,15 +31,15 @@ from app.jobs.store import JobStore
 from app.jobs.webhooks import WebhookSender
 from app.jobs.worker import JobWorker
 from app.metrics import Metrics
+from app.models.cache import ModelCache
+from app.models.eviction import IdleEvictor
 from app.models.hub import HubClient
 from app.models.registry import ModelRegistry
 from app.pipeline.cpu_workers import CpuWorkers, auto_processes
 from app.pipeline.runner import Pipeline
+from app.run.admission import Admission
+from app.run.transcriber import Transcriber
 from app.scheduler.window_scheduler import WindowScheduler, run_here
-from app.services.admission import Admission
-from app.services.eviction import IdleEvictor
-from app.services.model_cache import ModelCache
-from app.services.transcriber import Transcriber
 
 log = logging.getLogger("app")
 
