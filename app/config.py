@@ -248,6 +248,19 @@ class Settings(BaseSettings):
     """With API keys: jobs one key may have queued or running at once; one more is a 429
     with Retry-After. 0 = no limit."""
 
+    max_concurrent_requests_per_key: int = Field(default=0, ge=0)
+    """With API keys: transcription requests (POST /asr, /detect-language,
+    /v1/audio/transcriptions, /v1/audio/translations, /v1/jobs) one key may have in flight
+    at once, counted per server process from the first byte to the last byte of the answer;
+    one more is a 429 with Retry-After, before its upload is read. 0 = no limit."""
+
+    max_audio_hours_per_key_per_day: float = Field(default=0, ge=0)
+    """With API keys: hours of audio one key may send per UTC day (sync requests and jobs),
+    counted when a request is accepted by the duration its file declares (read from the
+    header, or its packets, before any decoding), kept in the job database. Past it a 429
+    whose Retry-After is the next 00:00 UTC; a recording longer than a whole day's
+    allowance is a 400. 0 = no limit."""
+
     log_level: str = "INFO"
     """Python logging level for the service's own loggers."""
 

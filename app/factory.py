@@ -16,6 +16,7 @@ from app.api.auth import ApiKeyMiddleware, KeyRing
 from app.api.docs import install_docs
 from app.api.error_handlers import install_error_handlers
 from app.api.event_schemas import EVENT_MODELS
+from app.api.key_concurrency import KeyConcurrencyMiddleware
 from app.api.openapi_spec import with_models, without_validation_errors
 from app.api.request_metrics import RequestMetricsMiddleware
 from app.api.upload_limit import UploadLimitMiddleware
@@ -78,8 +79,10 @@ def create_app(
     app.include_router(jobs_routes.router)
     app.mount("/web", StaticFiles(directory=system.WEB_DIR), name="web")
     # Last added runs first: metrics see every answer, the 401s and the 413s of the upload
-    # limit included; keys are checked before any upload is read.
+    # limit included; keys, then each key's requests in flight, are checked before any
+    # upload is read.
     app.add_middleware(UploadLimitMiddleware, max_file_bytes=settings.max_file_size_bytes)
+    app.add_middleware(KeyConcurrencyMiddleware, most=settings.max_concurrent_requests_per_key)
     keys = KeyRing.from_settings(settings)
     if keys.enabled:
         log.info(

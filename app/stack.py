@@ -129,6 +129,7 @@ async def model_services(
         load=worker_load,
     )
     state.jobs = JobService(settings, store, state.pipeline.check, worker)
+    state.allowance = state.jobs.allowance
     metrics.info.info(
         {
             "version": __version__,

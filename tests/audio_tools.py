@@ -15,6 +15,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 JFK = FIXTURES / "jfk_style.flac"
 CONVERSATION = FIXTURES / "conversation.flac"
 SPANISH = FIXTURES / "spanish.flac"
+SPANISH_SCRIPT = (  # what make_fixtures.sh had espeak-ng say
+    "hola me llamo carlos y vivo en madrid hoy hace muy buen tiempo y vamos a la playa"
+)
 JFK_WORDS = (
     "and so my fellow americans ask not what your country can do for you "
     "ask what you can do for your country"

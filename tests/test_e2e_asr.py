@@ -17,6 +17,7 @@ from audio_tools import (
     JFK,
     JFK_WORDS,
     SPANISH,
+    SPANISH_SCRIPT,
     conversation_turns,
     encode,
     normalize,
@@ -210,7 +211,11 @@ def test_translate_spanish_to_english(client: httpx.Client) -> None:
 def test_spanish_transcription_detects_language(client: httpx.Client) -> None:
     body = asr(client, SPANISH, model="base").json()
     assert body["language"] == "es"
-    assert {"madrid", "playa"} <= set(normalize(" ".join(s["text"] for s in body["segments"])))
+    # Scored against the script, not by one word: base hears espeak's "Madrid" as "mafín"
+    # on an AMD EPYC host and as "Madrid" on others (CTranslate2's int8 kernels differ by
+    # CPU); a translation or an English transcript scores near 1.
+    hypothesis = " ".join(s["text"] for s in body["segments"])
+    assert wer(SPANISH_SCRIPT, hypothesis) < 0.3, hypothesis
 
 
 def test_vad_off_and_no_word_timestamps(client: httpx.Client) -> None:

@@ -234,3 +234,26 @@ def test_rows_from_before_owners_migrate_and_only_admins_see_them(tmp_path: Path
     assert store.get("old1", Tenant("key-aaaa")) is None
     assert store.get("old1", Tenant("key-root", admin=True)) == job
     store.close()
+
+
+def test_daily_audio_allowance_is_never_overrun_by_racing_requests(store: JobStore) -> None:
+    """MAX_AUDIO_HOURS_PER_KEY_PER_DAY's book: 8 threads each adding 1 s against a 5 s
+    limit, at once: exactly 5 are accepted and the day holds 5 s; keys and days are apart."""
+    barrier = threading.Barrier(8)
+    accepted: list[bool] = []
+
+    def add_one() -> None:
+        barrier.wait()
+        accepted.append(store.usage.add_within("key-a", "2026-12-04", 1000, 5000))
+
+    threads = [threading.Thread(target=add_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(accepted) == [False] * 3 + [True] * 5
+    assert store.usage.used_ms("key-a", "2026-12-04") == 5000
+    assert not store.usage.add_within("key-a", "2026-12-04", 1, 5000)
+    assert store.usage.add_within("key-b", "2026-12-04", 5000, 5000)  # another key
+    assert store.usage.add_within("key-a", "2026-12-05", 4000, 5000)  # the next day
+    assert store.usage.used_ms("key-a", "2026-12-05") == 4000

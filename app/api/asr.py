@@ -23,7 +23,9 @@ from app.run.transcriber import Transcriber
 from app.writers import writer_for
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["whisper-asr-webservice"], responses=detail_errors(400, 401, 413, 503))
+router = APIRouter(
+    tags=["whisper-asr-webservice"], responses=detail_errors(400, 401, 413, 429, 503)
+)
 
 
 def _q(description: str, **constraints: Any) -> Any:
@@ -72,7 +74,9 @@ async def asr(
     fmt = fields.choice("output_format", "output", options=OUTPUTS, default="json")
     work = asr_request(fields)
     transcriber: Transcriber = request.app.state.transcriber
-    async with request_upload(request, audio_file, field="audio_file") as path:
+    async with request_upload(
+        request, audio_file, field="audio_file", encoded=work.encoded
+    ) as path:
         transcript = await transcriber.transcribe(path, work, disconnected=request.is_disconnected)
     writer = writer_for(fmt)
     filename = f"{upload_name(audio_file)}.{writer.extension}"
@@ -97,11 +101,16 @@ async def detect_language(
 ) -> JSONResponse:
     fields = await _fields(request)
     transcriber: Transcriber = request.app.state.transcriber
-    async with request_upload(request, audio_file, field="audio_file") as path:
+    encoded = fields.boolean("encode", default=True)
+    # Not counted against the daily allowance: only the first 30 s is ever decoded.
+    uploaded = request_upload(
+        request, audio_file, field="audio_file", encoded=encoded, charge=False
+    )
+    async with uploaded as path:
         guess = await transcriber.detect_language(
             path,
             model=fields.text("model"),
-            encoded=fields.boolean("encode", default=True),
+            encoded=encoded,
             disconnected=request.is_disconnected,
         )
     return JSONResponse(

@@ -34,7 +34,7 @@ from app.jobs.summary import job_summary
 from app.writers import writer_for
 
 router = APIRouter(
-    prefix="/v1/jobs", tags=["jobs"], responses=openai_errors(400, 401, 404, 409, 413, 503)
+    prefix="/v1/jobs", tags=["jobs"], responses=openai_errors(400, 401, 404, 409, 413, 429, 503)
 )
 
 ResultFormat = Literal["json", "text", "srt", "vtt", "tsv", "verbose_json", "diarized_json"]

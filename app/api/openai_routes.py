@@ -29,12 +29,11 @@ from app.api.uploads import request_upload, upload_route
 from app.domain import DecodeOptions, SpeakerRequest, Task, Transcript, TranscriptionRequest
 from app.errors import InvalidRequest, NotFound, UnsupportedParameter
 from app.pipeline.asr import TextSink
-from app.pipeline.decode import check_upload
 from app.run.transcriber import Transcriber
 from app.writers import SrtWriter, VttWriter
 
 router = APIRouter(
-    prefix="/v1", tags=["OpenAI-compatible"], responses=openai_errors(400, 401, 404, 413, 503)
+    prefix="/v1", tags=["OpenAI-compatible"], responses=openai_errors(400, 401, 404, 413, 429, 503)
 )
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
@@ -149,8 +148,8 @@ async def _run(request: Request, file: UploadFile | None, task: Task) -> Respons
     if stream:
         resources = AsyncExitStack()
         try:
+            # An unreadable file or a spent allowance is still a plain 4xx, not an event.
             path = await resources.enter_async_context(request_upload(request, file, field="file"))
-            await asyncio.to_thread(check_upload, path)  # an unreadable file is still a 400
         except BaseException:
             await resources.aclose()
             raise

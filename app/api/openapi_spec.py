@@ -39,6 +39,8 @@ _WHY = {
     409: "The job is not in a state that allows this (e.g. no result yet)",
     413: "The upload or its audio is longer than this server accepts",
     415: "The body is not multipart/form-data (uploads are sent as a form)",
+    429: "A per-key limit was reached: jobs queued, requests in flight or audio hours per "
+    "day (see Retry-After)",
     503: "The queue is full or the engine cannot take work now (see Retry-After)",
 }
 

@@ -7,15 +7,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 
+from app.api.auth import tenant_of
 from app.api.openapi_spec import upload_body
 from app.errors import EmptyUpload, InvalidRequest, UnsupportedMediaType, UploadTooLarge
+from app.jobs.usage import AudioAllowance
 
 _COPY_CHUNK = 1024 * 1024
 
@@ -91,14 +93,24 @@ async def saved_upload(
         await upload.close()
 
 
-def request_upload(
-    request: Request, upload: UploadFile | None, *, field: str
-) -> AbstractAsyncContextManager[Path]:
-    """saved_upload with this app's size limit and upload folder (its state)."""
+@asynccontextmanager
+async def request_upload(
+    request: Request,
+    upload: UploadFile | None,
+    *,
+    field: str,
+    encoded: bool = True,
+    charge: bool = True,
+) -> AsyncIterator[Path]:
+    """saved_upload with this app's size limit and upload folder (its state), then the
+    cheap checks of the file (empty, unreadable, too long) and, when `charge`, the caller's
+    daily audio allowance, all before any queue or decode."""
     state = request.app.state
-    return saved_upload(
-        upload, state.settings.max_file_size_bytes, field=field, folder=state.upload_dir
-    )
+    limit = state.settings.max_file_size_bytes
+    async with saved_upload(upload, limit, field=field, folder=state.upload_dir) as path:
+        allowance: AudioAllowance = state.allowance
+        await allowance.accept(tenant_of(request.scope), path, encoded=encoded, charge=charge)
+        yield path
 
 
 async def persist_upload(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import shutil
 import time
 import uuid
@@ -15,9 +14,9 @@ from app.domain import NO_KEYS, Tenant, Transcript, TranscriptionRequest
 from app.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from app.jobs.codec import request_json, transcript_from_json
 from app.jobs.store import COMPLETED, QUEUED, Job, JobStore
+from app.jobs.usage import AudioAllowance
 from app.jobs.webhooks import check_webhook_url
 from app.jobs.worker import JobWorker, remove_upload
-from app.pipeline.decode import check_upload
 
 
 class JobNotReady(Conflict):
@@ -40,6 +39,10 @@ class JobService:
         self._store = store
         self._prepare = prepare
         self._worker = worker
+        self.allowance = AudioAllowance(
+            settings.max_audio_hours_per_key_per_day, store.usage, settings.max_audio_duration_s
+        )
+        """MAX_AUDIO_HOURS_PER_KEY_PER_DAY, for jobs and (app.state.allowance) sync routes."""
 
     def new_upload_folder(self) -> tuple[str, Path]:
         job_id = uuid.uuid4().hex
@@ -61,10 +64,7 @@ class JobService:
             await self.check_quota(tenant)
             if webhook_url is not None:
                 check_webhook_url(webhook_url, self._settings.webhook_hosts)
-            limit = self._settings.max_audio_duration_s or math.inf
-            await asyncio.to_thread(
-                check_upload, upload, encoded=request.encoded, max_duration_s=limit
-            )
+            await self.allowance.accept(tenant, upload, encoded=request.encoded)
             await asyncio.to_thread(self._prepare, request)
             job = Job(
                 id=job_id,

@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 
 from app.domain import NO_KEYS, Tenant
+from app.jobs.usage import UsageBook
 from app.jobs.workers import WorkerBoard
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -156,6 +157,7 @@ class JobStore:
         else:
             self._engine = sa.create_engine(url, pool_pre_ping=True)
         self.workers = WorkerBoard(self._engine)
+        self.usage = UsageBook(self._engine)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""

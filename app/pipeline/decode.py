@@ -58,9 +58,11 @@ def decode_to_pcm(
     return PcmFile(dst)
 
 
-def check_upload(src: Path, *, encoded: bool = True, max_duration_s: float = math.inf) -> None:
+def check_upload(src: Path, *, encoded: bool = True, max_duration_s: float = math.inf) -> float:
     """Cheap checks before any decoding (and before a job is accepted): the file is not
-    empty, opens as audio, and does not declare more than `max_duration_s`."""
+    empty, opens as audio, and does not last more than `max_duration_s`. Returns its
+    seconds: what the header declares or, where it declares none (a browser's MediaRecorder
+    WebM), the end of its last packet, read without decoding."""
     size = src.stat().st_size
     if not encoded:
         if size == 0:
@@ -72,9 +74,28 @@ def check_upload(src: Path, *, encoded: bool = True, max_duration_s: float = mat
                 param="encode",
             )
         _check_length(size / (2 * SAMPLE_RATE), max_duration_s)
-        return
-    with _opened(src, max_duration_s):
-        pass
+        return size / (2 * SAMPLE_RATE)
+    with _opened(src, max_duration_s) as (container, stream, declared_s):
+        if declared_s > 0:
+            return declared_s
+        return _demuxed_duration(container, stream, max_duration_s)
+
+
+def _demuxed_duration(
+    container: av.container.InputContainer, stream: av.AudioStream, max_duration_s: float
+) -> float:
+    """Seconds up to the end of the stream's last packet (packets are read, not decoded:
+    about a second for hours of compressed audio); 0 when packets carry no times."""
+    end = 0.0
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+            _check_length(end, max_duration_s)
+    except (av.FFmpegError, ValueError):
+        pass  # a damaged tail is the decoder's to report, with how much it could read
+    return end
 
 
 @contextmanager

@@ -144,6 +144,7 @@ async def front_services(settings: Settings, state: Any, handle: Any) -> AsyncIt
         check_options(ref.name, ref.english_only, request.options)
 
     state.jobs = JobService(settings, store, check, worker=None)
+    state.allowance = state.jobs.allowance
     state.deployment = view = DeploymentView(settings, store, metrics)
     state.engine = RemoteEngine(settings, view)
     await view.replicas()

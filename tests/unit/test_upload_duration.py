@@ -1,0 +1,60 @@
+"""The duration check before work reads a file that declares no duration (a browser's
+MediaRecorder WebM, written as a stream) by its packets: it was 0 s, so such an upload
+passed MAX_AUDIO_DURATION_S and the daily allowance uncounted."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import pytest
+from audio_tools import JFK
+
+from app.errors import AudioTooLong
+from app.pipeline.decode import check_upload
+
+
+class _Unseekable(io.RawIOBase):
+    """A pipe as a muxer sees it: it cannot go back to write the duration."""
+
+    def __init__(self, out: io.BufferedWriter) -> None:
+        self._out = out
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        return self._out.write(data)
+
+
+def streamed_webm(src: Path, dst: Path) -> Path:
+    with (
+        dst.open("wb") as raw,
+        av.open(src) as source,
+        av.open(_Unseekable(raw), "w", format="webm") as out,
+    ):
+        stream = out.add_stream("libopus", rate=48000)
+        assert isinstance(stream, av.AudioStream)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=48000)
+        for frame in source.decode(audio=0):
+            frame.pts = None
+            for resampled in resampler.resample(frame):
+                for packet in stream.encode(resampled):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return dst
+
+
+def test_a_webm_without_a_declared_duration_is_measured_by_its_packets(tmp_path: Path) -> None:
+    webm = streamed_webm(JFK, tmp_path / "recorded.webm")
+    with av.open(str(webm)) as container:
+        assert container.duration is None and container.streams.audio[0].duration is None
+    assert check_upload(webm) == pytest.approx(check_upload(JFK), abs=0.05)
+    with pytest.raises(AudioTooLong):
+        check_upload(webm, max_duration_s=5)
