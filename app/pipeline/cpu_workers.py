@@ -60,11 +60,19 @@ class CpuWorkers:
                 future.result()
 
     def decode(
-        self, src: Path, dst: Path, *, encoded: bool = True, max_duration_s: float = math.inf
+        self,
+        src: Path,
+        dst: Path,
+        *,
+        encoded: bool = True,
+        max_duration_s: float = math.inf,
+        head_s: float = math.inf,
     ) -> PcmFile:
         """`decode_to_pcm` in a worker process (or here when there are none): the same
         file, the same errors."""
-        return self.run(decode_to_pcm, src, dst, encoded=encoded, max_duration_s=max_duration_s)
+        return self.run(
+            decode_to_pcm, src, dst, encoded=encoded, max_duration_s=max_duration_s, head_s=head_s
+        )
 
     def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn` (a module-level function, its arguments picklable) in a worker process, or

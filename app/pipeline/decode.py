@@ -30,7 +30,12 @@ _TRUNCATION_SLACK_S = 1.0
 
 
 def decode_to_pcm(
-    src: Path, dst: Path, *, encoded: bool = True, max_duration_s: float = math.inf
+    src: Path,
+    dst: Path,
+    *,
+    encoded: bool = True,
+    max_duration_s: float = math.inf,
+    head_s: float = math.inf,
 ) -> PcmFile:
     """Decode `src` into `dst` as 16 kHz mono s16le, a frame at a time (bounded memory).
     With `encoded=False` the upload already is raw 16-bit LE mono PCM at 16 kHz
@@ -38,18 +43,25 @@ def decode_to_pcm(
 
     Audio longer than `max_duration_s` is refused from its header when it declares its length,
     else as soon as that much has been decoded: a small file that decodes to days of audio
-    costs seconds, not hours."""
+    costs seconds, not hours.
+
+    `head_s`: decode only the first that many seconds (language detection: the time and
+    disk it costs do not grow with the recording)."""
     if not encoded:
         check_upload(src, encoded=False, max_duration_s=max_duration_s)
-        if src != dst:
+        if head_s < math.inf:
+            with src.open("rb") as pcm_in, dst.open("wb") as out:
+                out.write(pcm_in.read(int(head_s * SAMPLE_RATE) * 2))
+        elif src != dst:
             shutil.copyfile(src, dst)
         return PcmFile(dst)
     with _opened(src, max_duration_s) as (container, stream, declared_s), dst.open("wb") as out:
-        decoded = _decode_stream(container, stream, out, max_duration_s)
+        decoded = _decode_stream(container, stream, out, max_duration_s, head_s)
     decoded_s = decoded / SAMPLE_RATE
     if decoded == 0:
         raise AudioDecodeError("no audio could be decoded from the file.", param="file")
-    if declared_s and decoded_s < declared_s * _TRUNCATION_RATIO - _TRUNCATION_SLACK_S:
+    whole = head_s == math.inf
+    if whole and declared_s and decoded_s < declared_s * _TRUNCATION_RATIO - _TRUNCATION_SLACK_S:
         raise AudioDecodeError(
             f"the file looks truncated: its header declares {declared_s:.1f} s of audio but "
             f"only {decoded_s:.1f} s could be decoded.",
@@ -142,14 +154,17 @@ def _decode_stream(
     stream: av.AudioStream,
     out: BinaryIO,
     max_duration_s: float,
+    head_s: float = math.inf,
 ) -> int:
-    """Write the stream's samples to `out`; returns how many were written."""
+    """Write the stream's samples (the first `head_s` seconds of them) to `out`; returns
+    how many were written."""
     # One-second output frames: the same samples as frame-sized ones (checked), but 50x fewer
     # Python-level frames for codecs with 20 ms packets (Opus), which halves decode time.
     resampler = av.AudioResampler(
         format="s16", layout="mono", rate=SAMPLE_RATE, frame_size=SAMPLE_RATE
     )
     limit = max_duration_s * SAMPLE_RATE
+    head = head_s * SAMPLE_RATE
     decoded = 0
 
     def take(frames: list[av.AudioFrame]) -> None:
@@ -168,6 +183,8 @@ def _decode_stream(
         for frame in container.decode(stream):
             frame.pts = None  # let the resampler re-time frames; odd pts break it
             take(resampler.resample(frame))
+            if decoded >= head:
+                return decoded
         take(resampler.resample(None))
     except (av.FFmpegError, ValueError) as exc:
         at = decoded / SAMPLE_RATE

@@ -137,13 +137,20 @@ class Pipeline:
             lambda: self.engine.load(ref.name, self.registry.materialize(ref)),
         )
 
-    def decode(self, src: Path, work: Path, encoded: bool, progress: Progress) -> PcmFile:
+    def decode(
+        self,
+        src: Path,
+        work: Path,
+        encoded: bool,
+        progress: Progress,
+        head_s: float = math.inf,
+    ) -> PcmFile:
         progress("decode", 0.0)
         limit = self.settings.max_audio_duration_s or math.inf
         pcm = self._timed(
             "decode",
             lambda: self.cpu_workers.decode(
-                src, work / "audio.pcm", encoded=encoded, max_duration_s=limit
+                src, work / "audio.pcm", encoded=encoded, max_duration_s=limit, head_s=head_s
             ),
         )
         self.metrics.audio_duration.observe(pcm.duration_ms / 1000)
@@ -336,7 +343,10 @@ class Pipeline:
         return replace(transcript, notes=(*transcript.notes, *notes))
 
     def detect_language(self, ref: ModelRef, src: Path, work: Path, encoded: bool) -> LanguageGuess:
-        pcm = self.decode(src, work, encoded, lambda stage, fraction: None)
+        # Only the part language detection reads is decoded: a 6-hour upload costs what
+        # its first minutes do.
+        head_s = _LANGUAGE_SAMPLES / SAMPLE_RATE
+        pcm = self.decode(src, work, encoded, lambda stage, fraction: None, head_s)
         loaded: LoadedModel
         with self.whisper(ref) as loaded:
             if loaded.english_only:

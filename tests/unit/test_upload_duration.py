@@ -1,6 +1,7 @@
-"""The duration check before work reads a file that declares no duration (a browser's
+"""Before work: the duration check reads a file that declares no duration (a browser's
 MediaRecorder WebM, written as a stream) by its packets: it was 0 s, so such an upload
-passed MAX_AUDIO_DURATION_S and the daily allowance uncounted."""
+passed MAX_AUDIO_DURATION_S and the daily allowance uncounted; and language detection
+decodes only the head of a long upload (it decoded all of it)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import av
 import pytest
-from audio_tools import JFK
+from audio_tools import JFK, silent_opus
 
 from app.errors import AudioTooLong
-from app.pipeline.decode import check_upload
+from app.pipeline.decode import check_upload, decode_to_pcm
 
 
 class _Unseekable(io.RawIOBase):
@@ -58,3 +59,17 @@ def test_a_webm_without_a_declared_duration_is_measured_by_its_packets(tmp_path:
     assert check_upload(webm) == pytest.approx(check_upload(JFK), abs=0.05)
     with pytest.raises(AudioTooLong):
         check_upload(webm, max_duration_s=5)
+
+
+def test_only_the_head_is_decoded_for_language_detection(tmp_path: Path) -> None:
+    """/detect-language decodes the first 10 minutes, not all of a long upload: 20 minutes
+    of audio decode to 600 s (one-second frames: at most a second more), encoded or raw."""
+    long = silent_opus(tmp_path / "twenty-minutes.ogg", 1200)
+    head = decode_to_pcm(long, tmp_path / "head.pcm", head_s=600)
+    assert 600_000 <= head.duration_ms <= 601_000
+    whole = decode_to_pcm(long, tmp_path / "whole.pcm")
+    assert whole.duration_ms >= 1_199_000
+    raw_head = decode_to_pcm(
+        tmp_path / "whole.pcm", tmp_path / "raw.pcm", encoded=False, head_s=600
+    )
+    assert raw_head.duration_ms == 600_000
