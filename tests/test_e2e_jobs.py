@@ -113,6 +113,33 @@ def long_wav(folder: Path, times: int) -> Path:
     return path
 
 
+def test_a_job_that_kills_its_server_3_times_fails_and_says_so(
+    server: LiveServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    """A poison recording (here: a server SIGKILLed while it runs the job, three times)
+    is started JOB_MAX_ATTEMPTS (3) times and then failed at the next start, not queued
+    again at every restart; its webhook reports the failure once."""
+    audio = long_wav(tmp_path, 10)
+    hook = receiver.url("/hooks/poison")
+    job_id = submit(server.url, audio, model="tiny.en", webhook_url=hook).json()["id"]
+    for attempt in (1, 2, 3):
+        running = wait_for(server.url, job_id, "running", timeout_s=120)
+        assert running["attempts"] == attempt, running
+        time.sleep(1.0)  # into its decoding or transcription
+        server.kill()
+        server.restart()
+    failed = wait_for(server.url, job_id, "failed", "completed", "queued", timeout_s=60)
+    assert failed["status"] == "failed" and failed["attempts"] == 3, failed
+    assert "interrupted 3 times" in failed["error"], failed
+    time.sleep(2.0)  # it stays failed: the restart did not queue it again
+    assert httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["status"] == "failed"
+    deadline = time.monotonic() + 30
+    while not receiver.bodies(job_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert [b["status"] for b in receiver.bodies(job_id)] == ["failed"]
+
+
 def test_a_job_survives_kill_9_and_its_webhook_arrives_once_signed(
     server: LiveServer, receiver: Receiver, tmp_path: Path
 ) -> None:

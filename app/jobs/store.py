@@ -286,6 +286,7 @@ class JobStore:
                 error=f"interrupted {max_attempts} times (its worker stopped or was lost)",
                 finished_at=time.time(),
                 worker_id=None,
+                webhook_status=_OWED,  # its client hears of the failure like any other
             )
         )
         c.execute(jobs.update().where(expired).values(**_REQUEUED))
