@@ -69,6 +69,12 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.replica_retries = Counter(
+            "whisperx_replica_retries",
+            "Ray mode: calls made again on another replica because theirs was lost",
+            ["call"],
+            registry=r,
+        )
         self.api_key_requests = Counter(
             "whisperx_api_key_requests",
             "Authenticated requests, by key id (a digest of the key, never the key)",

@@ -3,12 +3,14 @@ in a real PostgreSQL server (Debian's, started here in a temporary directory), e
 through the ingress over HTTP. Requests and jobs are served by both replicas; the replica
 running a job is killed (SIGKILL) while it runs and while synchronous requests are in
 flight, and every result still arrives: the job once more on a live replica, the requests
-retried by the ingress."""
+retried by the ingress (its retry counter says some were), and the killed replica's work
+folder, with the job's decoded audio in it, is removed when its replacement starts."""
 
 from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -90,12 +92,19 @@ def test_two_replicas_share_the_work_and_a_killed_one_loses_nothing(
     assert httpx.get(f"{url}/v1/jobs/{running['id']}").json()["status"] == "running"
     owner = {r["id"]: r for r in replicas(cluster)}
     worker = owner_of(cluster, long_job["id"])
-    with ThreadPoolExecutor(6) as pool:
-        in_flight = [pool.submit(transcribe, url) for _ in range(6)]
-        time.sleep(0.3)
+    # The replica's own work folder holds the job's decoded audio now; SIGKILL runs no
+    # clean-up, so it is the replacement replica's start that must remove it.
+    work = Path(tempfile.gettempdir()) / "whisperx-work" / worker
+    assert any(p.name.startswith("work-") for p in work.iterdir()), list(work.iterdir())
+    retries_before = retries(url)
+    with ThreadPoolExecutor(8) as pool:
+        in_flight = [pool.submit(transcribe, url) for _ in range(8)]
+        time.sleep(0.5)  # spread over both replicas
         os.kill(owner[worker]["pid"], signal.SIGKILL)
         retried = [f.result() for f in in_flight]
     assert all("ask not what your country" in t.lower() for t in retried), retried
+    # Some of them were on the killed replica and were made again on another one.
+    assert retries(url) > retries_before, retries(url)
 
     done = wait_for(url, long_job["id"], "completed", "failed", timeout_s=300)
     assert done["status"] == "completed" and done["attempts"] == 2, done
@@ -103,10 +112,20 @@ def test_two_replicas_share_the_work_and_a_killed_one_loses_nothing(
     assert result.text.count("budget report is ready") == 10  # the whole recording, once
     survivors = replicas(cluster, wait_for_count=REPLICAS)  # Serve replaced the dead one
     assert worker not in {r["id"] for r in survivors}
+    assert not work.exists(), list(work.iterdir())  # removed by the replacement's start
     metrics = httpx.get(f"{url}/metrics").text
     assert f"whisperx_replicas {REPLICAS}.0" in metrics
     queue = httpx.get(f"{url}/queue-metrics").json()
     assert len(queue["replicas"]) == REPLICAS and queue["capacity"] > 0
+
+
+def retries(url: str) -> float:
+    """whisperx_replica_retries_total, all calls: the ingress's count of calls made again."""
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("whisperx_replica_retries_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def owner_of(server: LiveServer, job_id: str) -> str:

@@ -130,7 +130,7 @@ async def front_services(settings: Settings, state: Any, handle: Any) -> AsyncIt
     state.metrics = metrics = Metrics()
     state.hub = HubClient(settings)
     state.registry = registry = ModelRegistry(settings, state.hub)
-    state.transcriber = RemoteTranscriber(handle)
+    state.transcriber = RemoteTranscriber(handle, metrics)
     state.job_store = store = JobStore(settings.job_database_url)
     await asyncio.to_thread(store.migrate)
     (settings.data_dir / "uploads").mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 
 from app.domain import LanguageGuess, Progress, Transcript, TranscriptionRequest
 from app.errors import ServiceError
+from app.metrics import Metrics
 from app.pipeline.asr import TextSink
 from app.run.transcriber import Disconnected
 
@@ -35,8 +36,9 @@ def _no_progress(stage: str, fraction: float) -> None:
 
 
 class RemoteTranscriber:
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, metrics: Metrics | None = None) -> None:
         self._handle = handle
+        self._metrics = metrics
 
     async def _call(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         for tries in range(RETRIES + 1):
@@ -53,6 +55,8 @@ class RemoteTranscriber:
                 log.warning(
                     "%s: its replica was lost (%s); trying another", what, type(exc).__name__
                 )
+                if self._metrics is not None:
+                    self._metrics.replica_retries.labels(call=what).inc()
         raise AssertionError("unreachable")
 
     async def transcribe(
