@@ -7,6 +7,7 @@ import re
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -68,7 +69,14 @@ CONTAINERS: dict[str, tuple[str, str, int]] = {
 def encode(src: Path, dst: Path) -> Path:
     """Re-encode `src` into the container named by dst's extension, with PyAV."""
     fmt, codec, rate = CONTAINERS[dst.suffix.lstrip(".")]
-    with av.open(str(src)) as source, av.open(str(dst), "w", format=fmt) as out:
+    with av.open(str(dst), "w", format=fmt) as out:
+        mux_audio(src, out, codec, rate)
+    return dst
+
+
+def mux_audio(src: Path, out: Any, codec: str, rate: int) -> None:
+    """Encode `src`'s audio, mono at `rate`, into the open output container `out`."""
+    with av.open(str(src)) as source:
         stream = out.add_stream(codec, rate=rate)
         assert isinstance(stream, av.AudioStream)
         stream.layout = "mono"
@@ -84,7 +92,6 @@ def encode(src: Path, dst: Path) -> Path:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    return dst
 
 
 def write_wav(samples: np.ndarray, path: Path) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
-from audio_tools import JFK, silent_opus
+from audio_tools import JFK, mux_audio, silent_opus
 
 from app.errors import AudioTooLong
 from app.pipeline.decode import check_upload, decode_to_pcm
@@ -33,22 +33,8 @@ class _Unseekable(io.RawIOBase):
 
 
 def streamed_webm(src: Path, dst: Path) -> Path:
-    with (
-        dst.open("wb") as raw,
-        av.open(src) as source,
-        av.open(_Unseekable(raw), "w", format="webm") as out,
-    ):
-        stream = out.add_stream("libopus", rate=48000)
-        assert isinstance(stream, av.AudioStream)
-        stream.layout = "mono"
-        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=48000)
-        for frame in source.decode(audio=0):
-            frame.pts = None
-            for resampled in resampler.resample(frame):
-                for packet in stream.encode(resampled):
-                    out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    with dst.open("wb") as raw, av.open(_Unseekable(raw), "w", format="webm") as out:
+        mux_audio(src, out, "libopus", 48000)
     return dst
 
 
