@@ -34,16 +34,16 @@ trimmed to its voiced part. Same seed, same files.
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from clips import read_mono_16k, write_flac
-from diar_devset import DevFile, Turn, _phone
+from clips import read_mono_16k
+from diar_devset import DevFile, _mixed, _phone
 
 OUT = Path(__file__).resolve().parent / "out" / "diar-real"
 RATE = 16000
@@ -130,7 +130,8 @@ def _music(seconds: float) -> np.ndarray:
 
 def _conversation(
     cast: tuple[str, ...], turns: int, overlap: float, seed: int, music: float
-) -> tuple[np.ndarray, list[Turn]]:
+) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """The mix and its turns as (speaker, start s, end s), in time order."""
     rng = random.Random(seed)
     voices = [_voice(tag) for tag in cast]
     prompts = [rng.sample(_prompts(v), min(120, len(_prompts(v)))) for v in voices]
@@ -156,10 +157,10 @@ def _conversation(
     for start, audio, speaker in pieces:
         first = int(start * RATE)
         mix[first : first + len(audio)] += audio
-        reference.append(Turn(speaker, round(start, 3), round(start + len(audio) / RATE, 3)))
+        reference.append((speaker, round(start, 3), round(start + len(audio) / RATE, 3)))
     if music:
         mix += _music(total / RATE) * music
-    return np.clip(mix, -1, 1), sorted(reference, key=lambda t: t.start)
+    return np.clip(mix, -1, 1), sorted(reference, key=lambda t: t[1])
 
 
 def _opus(src: Path, dst: Path, bit_rate: int) -> None:
@@ -187,13 +188,9 @@ def real_set(out: Path = OUT, *, variants: bool = True) -> list[DevFile]:
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name, (cast, turns, overlap, seed, music) in RECIPES.items():
-        flac, labels = out / f"{name}.flac", out / f"{name}.json"
-        if not (flac.is_file() and labels.is_file()):
-            audio, made = _conversation(cast, turns, overlap, seed, music)
-            write_flac((audio * 32767).astype(np.int16), flac)
-            labels.write_text(json.dumps([t.__dict__ for t in made], indent=1))
-        reference = tuple(Turn(**t) for t in json.loads(labels.read_text()))
-        files.append(DevFile(name, flac, reference))
+        made = _mixed(out, name, partial(_conversation, cast, turns, overlap, seed, music))
+        flac, reference = made.path, made.turns
+        files.append(made)
         if not variants:
             continue
         phone, opus = out / f"{name}-phone.wav", out / f"{name}-opus24.ogg"
