@@ -102,7 +102,7 @@ async def detect_language(
     fields = await _fields(request)
     transcriber: Transcriber = request.app.state.transcriber
     encoded = fields.boolean("encode", default=True)
-    # Not counted against the daily allowance: only the first 30 s is ever decoded.
+    # Not counted against the daily allowance: only the first 10 minutes are decoded.
     uploaded = request_upload(
         request, audio_file, field="audio_file", encoded=encoded, charge=False
     )

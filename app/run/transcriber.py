@@ -6,7 +6,6 @@ so the event loop keeps serving health checks and other clients."""
 from __future__ import annotations
 
 import asyncio
-import math
 import shutil
 import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
@@ -17,7 +16,6 @@ from app.domain import LanguageGuess, Progress, Segment, Transcript, Transcripti
 from app.metrics import Metrics
 from app.models.eviction import IdleEvictor
 from app.pipeline.asr import TextSink
-from app.pipeline.decode import check_upload
 from app.pipeline.runner import Pipeline
 from app.run.admission import Admission
 from app.run.owned import StopToken, run_owned
@@ -104,10 +102,9 @@ class Transcriber:
     ) -> Transcript:
         """`queue_limit=False` for jobs: they wait in the job store, not in the HTTP queue.
         `on_text` (called from a worker thread) gets each window's segments as decoded."""
-        # The header's duration before the queue: a file declaring more than
-        # MAX_AUDIO_DURATION_S never waits for a permit (nor downloads a model).
-        limit = self.pipeline.settings.max_audio_duration_s or math.inf
-        await asyncio.to_thread(check_upload, path, encoded=request.encoded, max_duration_s=limit)
+        # The upload's cheap checks (empty, unreadable, longer than MAX_AUDIO_DURATION_S)
+        # ran where it was accepted, before this: request_upload for the routes,
+        # JobService.submit for jobs (app/jobs/usage.py, with the daily allowance).
         ref = await asyncio.to_thread(self.pipeline.prepare, request)
         self.metrics.audio_size.observe(path.stat().st_size / 1048576)
         work = self._work_dir()
