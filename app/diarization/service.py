@@ -67,6 +67,13 @@ class DiarizationService:
         return recipe.threshold if chosen is None else chosen
 
     @property
+    def join_below(self) -> float:
+        """Cosine distance under which two offline speakers are joined into one."""
+        chosen = self._settings.diarization_join_below
+        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
+        return recipe.join_below if chosen is None else chosen
+
+    @property
     def reference_threshold(self) -> float:
         """How close a known speaker's sample must be to a speaker to name it."""
         chosen = self._settings.speaker_reference_threshold
@@ -90,6 +97,7 @@ class DiarizationService:
                 self._settings.diarization_embedding,
                 self.threshold,
                 self._settings.cache_dir / "diarization",
+                join_below=self.join_below,
             )
         else:
             token = self._settings.hf_token
