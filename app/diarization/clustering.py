@@ -57,6 +57,10 @@ class JoiningClustering(AgglomerativeClustering):
         super().__init__(metric=metric)
         self.join_below = join_below
 
+    last_joined = 0
+    """How many clusters the last call joined into others; the caller holds the pipeline's
+    lock across the call and the read."""
+
     def cluster(
         self,
         embeddings: np.ndarray,
@@ -65,8 +69,11 @@ class JoiningClustering(AgglomerativeClustering):
         num_clusters: int | None = None,
     ) -> Any:
         # The parent normalises its input in place for centroid linkage: give it a copy.
+        self.last_joined = 0
         labels = super().cluster(embeddings.copy(), min_clusters, max_clusters, num_clusters)
         if num_clusters is not None or self.join_below <= 0:
             return labels
         fewest = min_clusters or 1
-        return join_close_clusters(embeddings, np.asarray(labels), self.join_below, fewest)
+        joined = join_close_clusters(embeddings, np.asarray(labels), self.join_below, fewest)
+        self.last_joined = len(set(np.asarray(labels).tolist())) - len(set(joined.tolist()))
+        return joined

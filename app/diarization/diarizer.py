@@ -36,6 +36,9 @@ class Diarization:
     pipeline: str = ""
     voiceprints: dict[str, list[float]] | None = None
     """256-d voiceprints per speaker (app/diarization/voiceprint.py), when asked for."""
+    joined: int = 0
+    """Speakers the linkage kept apart that were joined into a voice pointing the same way
+    (app/diarization/clustering.py): a count the diarizer was unsure of."""
 
 
 _STEP_SHARES = {"segmentation": (0.0, 0.35), "embeddings": (0.35, 0.95)}
@@ -93,6 +96,7 @@ class Diarizer:
             kwargs["hook"] = _hook(progress)
         with self._lock:
             output = self._pipeline(file, **kwargs)
+            joined = int(getattr(getattr(self._pipeline, "clustering", None), "last_joined", 0))
         exclusive = getattr(output, "exclusive_speaker_diarization", output)
         turns = tuple(
             SpeakerTurn(round(seg.start * 1000), round(seg.end * 1000), str(label))
@@ -105,7 +109,9 @@ class Diarizer:
             for label, vector in zip(regular.labels(), vectors, strict=False):
                 if np.all(np.isfinite(vector)):
                     embeddings[str(label)] = [round(float(x), 6) for x in vector]
-        return Diarization(tuple(sorted(turns, key=lambda t: t.start_ms)), embeddings, self.name)
+        return Diarization(
+            tuple(sorted(turns, key=lambda t: t.start_ms)), embeddings, self.name, joined=joined
+        )
 
     def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
         """Stretches of speech (16 kHz) -> one embedding each, by the pipeline's own

@@ -198,4 +198,12 @@ class DiarizationService:
             time.perf_counter() - started,
             len(result.turns),
         )
+        if result.joined:
+            note = (
+                "speakers joined: voices that the clustering kept apart pointed the same way "
+                f"(cosine distance under {self.join_below:g}) and were taken for one speaker;"
+                " set num_speakers if they are different people"
+            )
+            log.info("%s (%d joined)", note, result.joined)
+            notes.append(note)
         return DiarizationResult(result, tuple(notes))
