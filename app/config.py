@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     damage or a short recording split apart). 0 = no joining; unset = the embedding's own
     measured value (0.265 for campplus, 0 for ge2e)."""
 
+    diarization_split_above: float | None = Field(default=None, ge=0, lt=2)
+    """Offline pipeline: a speaker whose 2 s windows of speech fall into two groups at
+    least this far apart (cosine distance of their mean directions) is taken for two people
+    (two similar voices the clustering heard as one). 0 = no splitting; unset = the
+    embedding's own measured value (0.24 for campplus, 0 for ge2e)."""
+
     speaker_reference_threshold: float | None = Field(default=None, gt=0, lt=2)
     """Largest cosine distance between a `known_speaker_references[]` sample and a diarized
     speaker's voice for that speaker to get the sample's name; farther speakers keep letters.

@@ -119,17 +119,18 @@ def wrong_words(file: DevFile, words: Spans) -> float:
 
 
 def service_rows(files: list[DevFile], model: str, out: Path, variant: str) -> list[dict[str, Any]]:
-    """`variant`: a DIARIZATION_EMBEDDING, optionally with a DIARIZATION_JOIN_BELOW after a
-    colon and an ALIGNMENT after a slash (`campplus:0/dtw`: the diarizer without joining,
-    on Whisper's own word times)."""
+    """`variant`: a DIARIZATION_EMBEDDING, optionally with settings after `+` and an
+    ALIGNMENT after a slash (`campplus+DIARIZATION_SPLIT_ABOVE=0/dtw`: the diarizer without
+    splitting, on Whisper's own word times)."""
     embedding, _, alignment = variant.partition("/")
-    embedding, _, join = embedding.partition(":")
+    embedding, *overrides = embedding.split("+")
+    settings = dict(o.split("=", 1) for o in overrides)
     env = {
         "DIARIZATION_MODEL": "offline",
         "DIARIZATION_EMBEDDING": embedding,
         "ALIGNMENT": alignment or "auto",
         "HF_HUB_OFFLINE": "1",
-    } | ({"DIARIZATION_JOIN_BELOW": join} if join else {})
+    } | settings
     rows = []
     with Service(model, out / "cache", out / "diarization-service.log", env) as service:
         post(service, files[0])  # warm-up: loads the diarization pipeline
@@ -149,7 +150,7 @@ def service_rows(files: list[DevFile], model: str, out: Path, variant: str) -> l
                 {
                     "file": file.name,
                     "runner": f"service, {embedding}"
-                    + (f", join below {join}" if join else "")
+                    + "".join(f", {k}={v}" for k, v in settings.items())
                     + (f", {alignment}" if alignment else ""),
                     **by_words,
                     "der_segments": by_segments["der"],

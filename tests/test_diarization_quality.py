@@ -117,7 +117,7 @@ def test_speaker_count_limits(service: DiarizationService) -> None:
 def test_failure_is_a_note_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import app.diarization.service as module
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise FileNotFoundError("segmentation weights missing")
 
     monkeypatch.setattr(module, "build_offline", broken)

@@ -36,6 +36,9 @@ class Diarization:
     pipeline: str = ""
     voiceprints: dict[str, list[float]] | None = None
     """256-d voiceprints per speaker (app/diarization/voiceprint.py), when asked for."""
+    split: int = 0
+    """Speakers added by splitting a speaker whose windows of speech fell into two voices
+    (app/diarization/split.py)."""
     joined: int = 0
     """Speakers the linkage kept apart that were joined into a voice pointing the same way
     (app/diarization/clustering.py): a count the diarizer was unsure of."""

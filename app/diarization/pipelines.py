@@ -39,6 +39,9 @@ class OfflineRecipe:
     join_below: float = 0.0
     """Clusters whose mean directions lie closer than this (cosine distance) are one
     speaker (app/diarization/clustering.py); 0 = no such pass."""
+    split_above: float = 0.0
+    """A speaker whose windows of speech fall into two groups this far apart (cosine
+    distance) is two speakers (app/diarization/split.py); 0 = no such pass."""
 
 
 # Measured with bench/diar_sweep.py on the development set and on 11 more arrangements of
@@ -53,9 +56,17 @@ class OfflineRecipe:
 # join_below (issue 27): on real voices, halves of one voice split by codec damage or short
 # recordings sat 0.235-0.255 apart, different people 0.280+ (development material only;
 # 0.25 and 0.265 give the same counts there, 0.28 joins two women of pyannote's sample).
+# split_above (issue 27): 2 s windows of one found speaker, split in two, at least 5 a side:
+# one voice's halves lay 0.03-0.18 apart on the development material (one woman in two
+# languages the widest), two women heard as one 0.30.
 OFFLINE_RECIPES = {
     "campplus": OfflineRecipe(
-        threshold=0.65, step=0.25, reference_threshold=0.28, longest_s=3, join_below=0.265
+        threshold=0.65,
+        step=0.25,
+        reference_threshold=0.28,
+        longest_s=3,
+        join_below=0.265,
+        split_above=0.24,
     ),
     "ge2e": OfflineRecipe(threshold=0.45, step=0.1, reference_threshold=0.12),
 }

@@ -21,6 +21,7 @@ from app.diarization.pipelines import (
     offline_name,
 )
 from app.diarization.reassign import reassign_turns
+from app.diarization.split import split_mixed_speakers
 from app.diarization.voice_embedding import VoiceEncoder, load_voice_encoder
 from app.diarization.voiceprint import Read, speaker_voiceprints
 from app.domain import Audio, SpeakerLimits
@@ -72,6 +73,13 @@ class DiarizationService:
         chosen = self._settings.diarization_join_below
         recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
         return recipe.join_below if chosen is None else chosen
+
+    @property
+    def split_above(self) -> float:
+        """Cosine distance from which one offline speaker's two halves are two speakers."""
+        chosen = self._settings.diarization_split_above
+        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
+        return recipe.split_above if chosen is None else chosen
 
     @property
     def reference_threshold(self) -> float:
@@ -126,15 +134,27 @@ class DiarizationService:
             found = diarizer.diarize(audio, limits, progress)
             if name != self._offline:  # hub pipelines' embeddings have no embed_many
                 return found
+            samples = np.asarray(audio.samples, dtype=np.float32)
             turns, moved = reassign_turns(
-                found.turns,
-                found.embeddings,
-                np.asarray(audio.samples, dtype=np.float32),
+                found.turns, found.embeddings, samples, audio.sample_rate, diarizer.embed_many
+            )
+            log.info("%d of %d turns moved to a nearer speaker", moved, len(turns))
+            if limits.num_speakers is not None or self.split_above <= 0:
+                return replace(found, turns=turns)
+            split = split_mixed_speakers(
+                turns,
+                samples,
                 audio.sample_rate,
                 diarizer.embed_many,
+                self.split_above,
+                most_speakers=limits.max_speakers,
             )
-        log.info("%d of %d turns moved to a nearer speaker", moved, len(turns))
-        return replace(found, turns=turns)
+        return replace(
+            found,
+            turns=split.turns,
+            embeddings={**found.embeddings, **split.centroids},
+            split=split.splits,
+        )
 
     def voiceprints(self, turns: Sequence[SpeakerTurn], read: Read) -> dict[str, list[float]]:
         """Blocking. Each speaker's 256-d GE2E voiceprint from their turns of the recording
@@ -198,6 +218,14 @@ class DiarizationService:
             time.perf_counter() - started,
             len(result.turns),
         )
+        if result.split:
+            note = (
+                "speakers split: a speaker's speech fell into two distinct voices (cosine "
+                f"distance {self.split_above:g} or more) and was taken for two people;"
+                " set num_speakers if it is one"
+            )
+            log.info("%s (%d split)", note, result.split)
+            notes.append(note)
         if result.joined:
             note = (
                 "speakers joined: voices that the clustering kept apart pointed the same way "
