@@ -156,6 +156,27 @@ class DiarizationService:
             split=split.splits,
         )
 
+    def _second_looks(self, found: Diarization) -> list[str]:
+        """What the join and the split changed in the speaker count, for `notes`."""
+        changed = (
+            (
+                found.split,
+                "speakers split: a speaker's speech fell into two distinct voices (cosine "
+                f"distance {self.split_above:g} or more) and was taken for two people;"
+                " set num_speakers if it is one",
+            ),
+            (
+                found.joined,
+                "speakers joined: voices that the clustering kept apart pointed the same way "
+                f"(cosine distance under {self.join_below:g}) and were taken for one speaker;"
+                " set num_speakers if they are different people",
+            ),
+        )
+        for count, note in changed:
+            if count:
+                log.info("%s (%d)", note, count)
+        return [note for count, note in changed if count]
+
     def voiceprints(self, turns: Sequence[SpeakerTurn], read: Read) -> dict[str, list[float]]:
         """Blocking. Each speaker's 256-d GE2E voiceprint from their turns of the recording
         (`read(start_ms, end_ms)` gives its samples), whichever pipeline diarized it."""
@@ -218,20 +239,5 @@ class DiarizationService:
             time.perf_counter() - started,
             len(result.turns),
         )
-        if result.split:
-            note = (
-                "speakers split: a speaker's speech fell into two distinct voices (cosine "
-                f"distance {self.split_above:g} or more) and was taken for two people;"
-                " set num_speakers if it is one"
-            )
-            log.info("%s (%d split)", note, result.split)
-            notes.append(note)
-        if result.joined:
-            note = (
-                "speakers joined: voices that the clustering kept apart pointed the same way "
-                f"(cosine distance under {self.join_below:g}) and were taken for one speaker;"
-                " set num_speakers if they are different people"
-            )
-            log.info("%s (%d joined)", note, result.joined)
-            notes.append(note)
+        notes += self._second_looks(result)
         return DiarizationResult(result, tuple(notes))
