@@ -31,10 +31,10 @@ def true_speaker(file: DevFile, start_s: float, end_s: float) -> str:
 
 
 def main() -> None:
-    from app.diarization.diarizer import Diarizer, SpeakerTurn
+    from app.diarization.diarizer import Diarizer, SpeakerTurn, unit_rows
     from app.diarization.pipelines import build_offline
     from app.diarization.reassign import reassign_turns
-    from app.diarization.split import _units, two_means
+    from app.diarization.split import two_means
     from app.domain import Audio, SpeakerLimits
     from app.pipeline.decode import decode_to_pcm
     from app.pipeline.diarize import diarization_spans, to_recording
@@ -75,7 +75,7 @@ def main() -> None:
             if len(wavs) < 2:
                 print(f"| {file.name} | {speaker} | {len(wavs)} window(s) | | |")
                 continue
-            side, apart = two_means(_units(np.asarray(diarizer.embed_many(wavs))))
+            side, apart = two_means(unit_rows(np.asarray(diarizer.embed_many(wavs))))
             names = {k: truth.count(k) for k in sorted(set(truth))}
             sides = np.bincount(side, minlength=2).tolist()
             print(f"| {file.name} | {speaker} | {sides} | {apart:.3f} | {names} |", flush=True)

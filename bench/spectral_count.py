@@ -30,6 +30,8 @@ import numpy as np
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from scipy.linalg import eigh
 
+from app.diarization.diarizer import unit_rows
+
 SMALLEST_NEIGHBOURS = 4
 SMALLEST_NEIGHBOUR_SHARE = 0.2
 """`p` is searched from this share of the embeddings (at least SMALLEST_NEIGHBOURS):
@@ -72,7 +74,7 @@ def count_speakers(
     max_speakers = max(min(max_speakers, n - 1), min_speakers)
     if n < 4 or max_speakers <= 1:
         return SpeakerCount(max(min_speakers, 1), 0, 0.0)
-    units = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    units = unit_rows(embeddings)
     similarity = units @ units.T
     low = max(SMALLEST_NEIGHBOURS, int(n * SMALLEST_NEIGHBOUR_SHARE))
     top = max(low, int(n * LARGEST_NEIGHBOUR_SHARE))

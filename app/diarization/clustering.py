@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 
+from app.diarization.diarizer import unit_rows
+
 log = logging.getLogger(__name__)
 
 
@@ -30,14 +32,13 @@ def join_close_clusters(
     """`labels` (one cluster per embedding) with every pair of clusters whose mean
     directions lie less than `join_below` apart (cosine distance) joined, closest pair
     first, never below `fewest` clusters; labels renumbered 0..k-1 in order of first use."""
-    units = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    units = unit_rows(embeddings)
     labels = labels.copy()
     while True:
         clusters = sorted(set(labels.tolist()))
         if len(clusters) <= max(fewest, 1):
             break
-        means = np.stack([units[labels == k].mean(axis=0) for k in clusters])
-        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        means = unit_rows(np.stack([units[labels == k].mean(axis=0) for k in clusters]))
         distances = 1.0 - means @ means.T
         np.fill_diagonal(distances, np.inf)
         i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)

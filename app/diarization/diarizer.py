@@ -21,6 +21,11 @@ def unit_vector(vector: np.ndarray) -> np.ndarray | None:
     return vector / norm if norm > 0 and np.all(np.isfinite(vector)) else None
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row of `matrix` scaled to length 1 (a zero row stays zero)."""
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
 @dataclass(frozen=True)
 class SpeakerTurn:
     start_ms: int

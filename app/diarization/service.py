@@ -16,6 +16,7 @@ from app.diarization.diarizer import Diarization, Diarizer, SpeakerTurn
 from app.diarization.pipelines import (
     HUB_PIPELINE,
     OFFLINE_RECIPES,
+    OfflineRecipe,
     build_hub,
     build_offline,
     offline_name,
@@ -61,32 +62,33 @@ class DiarizationService:
         self._offline = offline_name(settings.diarization_embedding)
 
     @property
+    def _recipe(self) -> OfflineRecipe:
+        """The offline embedding's measured values, for the settings left unset."""
+        return OFFLINE_RECIPES[self._settings.diarization_embedding]
+
+    @property
     def threshold(self) -> float:
         """The offline clustering threshold in force (also links speakers across spans)."""
         chosen = self._settings.diarization_threshold
-        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
-        return recipe.threshold if chosen is None else chosen
+        return self._recipe.threshold if chosen is None else chosen
 
     @property
     def join_below(self) -> float:
         """Cosine distance under which two offline speakers are joined into one."""
         chosen = self._settings.diarization_join_below
-        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
-        return recipe.join_below if chosen is None else chosen
+        return self._recipe.join_below if chosen is None else chosen
 
     @property
     def split_above(self) -> float:
         """Cosine distance from which one offline speaker's two halves are two speakers."""
         chosen = self._settings.diarization_split_above
-        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
-        return recipe.split_above if chosen is None else chosen
+        return self._recipe.split_above if chosen is None else chosen
 
     @property
     def reference_threshold(self) -> float:
         """How close a known speaker's sample must be to a speaker to name it."""
         chosen = self._settings.speaker_reference_threshold
-        recipe = OFFLINE_RECIPES[self._settings.diarization_embedding]
-        return recipe.reference_threshold if chosen is None else chosen
+        return self._recipe.reference_threshold if chosen is None else chosen
 
     def pipeline_name(self) -> str:
         choice = self._settings.diarization_model

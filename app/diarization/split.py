@@ -20,20 +20,11 @@ from itertools import pairwise
 
 import numpy as np
 
-from app.diarization.diarizer import SpeakerTurn
+from app.diarization.diarizer import SpeakerTurn, unit_rows
 
 _ROUNDS = 20
 
 EmbedMany = Callable[[list[np.ndarray]], np.ndarray]
-
-
-def _units(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-def _direction(units: np.ndarray) -> np.ndarray:
-    mean = units.sum(axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
 def two_means(units: np.ndarray) -> tuple[np.ndarray, float]:
@@ -50,7 +41,7 @@ def two_means(units: np.ndarray) -> tuple[np.ndarray, float]:
         side = new
         if side.min() == side.max():
             return side, 0.0
-        centres = np.stack([_direction(units[side == k]) for k in (0, 1)])
+        centres = unit_rows(np.stack([units[side == k].sum(axis=0) for k in (0, 1)]))
     return side, float(1.0 - centres[0] @ centres[1])
 
 
@@ -68,7 +59,7 @@ def split_labels(
     first); the widest split first, each half looked at again, until
     `most_speakers` (counting `others`: speakers with no embedding here, whose labels new
     ones never take)."""
-    units = _units(np.asarray(embeddings, dtype=np.float64))
+    units = unit_rows(np.asarray(embeddings, dtype=np.float64))
     out = np.array(list(labels), dtype=object)
     settled: set[str] = set()
     while most_speakers is None or len(set(out.tolist()) | others) < most_speakers:
