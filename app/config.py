@@ -171,6 +171,18 @@ class Settings(BaseSettings):
     (two similar voices the clustering heard as one). 0 = no splitting; unset = the
     embedding's own measured value (0.24 for campplus, 0 for ge2e)."""
 
+    diarization_batch_requests: int | None = Field(default=None, ge=1, le=256)
+    """How many requests diarize at once, each in a thread of its own, their segmentation
+    and embedding batches merged into one network call on the torch thread
+    (app/scheduler/network_batcher.py). 1 = one request at a time, wholly on the torch
+    thread. Unset = 8 on a GPU, 1 on the CPU (where merged batches save nothing and more
+    threads running torch fight over the cores' OpenMP pools)."""
+
+    diarize_beside_asr: bool | None = None
+    """Start a request's diarization as soon as its speech is found, beside its ASR and
+    alignment, rather than after them; a torch engine's ASR batches then run on a thread of
+    their own. Unset = on a GPU only (on the CPU both stages share the same cores)."""
+
     speaker_reference_threshold: float | None = Field(default=None, gt=0, lt=2)
     """Largest cosine distance between a `known_speaker_references[]` sample and a diarized
     speaker's voice for that speaker to get the sample's name; farther speakers keep letters.

@@ -163,3 +163,8 @@ def status_for(error: ServiceError) -> int:
 def is_retryable(status: int) -> bool:
     """Whether a client (the OpenAI SDK reads `x-should-retry`) should try again."""
     return status in (408, 409, 429) or status >= 500
+
+
+class StageAbandoned(Exception):
+    """Raised inside a stage (or a network call queued for one) whose request failed or was
+    cancelled while the stage ran; never reaches a client (the request has its own error)."""

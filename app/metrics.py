@@ -94,6 +94,12 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=r,
         )
+        self.diarization_batch_requests = Histogram(
+            "whisperx_diarization_batch_requests",
+            "Requests whose diarization network calls ran in one batch",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.batch_occupancy = Histogram(
             "whisperx_batch_occupancy_ratio",
             "Windows per engine call over MAX_BATCH_WINDOWS (1 = full batches)",

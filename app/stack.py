@@ -21,7 +21,7 @@ from typing import Any
 from app import __version__
 from app.alignment.aligner import Aligner
 from app.allocator import tune_malloc
-from app.compute_thread import ComputeThread
+from app.compute_thread import ComputeThread, own_cuda_stream
 from app.config import Settings
 from app.diarization.service import DiarizationService
 from app.engines.base import Engine
@@ -39,6 +39,7 @@ from app.pipeline.cpu_workers import CpuWorkers, auto_processes
 from app.pipeline.runner import Pipeline
 from app.run.admission import Admission
 from app.run.transcriber import Transcriber
+from app.scheduler.network_batcher import NetworkBatcher
 from app.scheduler.window_scheduler import WindowScheduler, run_here
 
 log = logging.getLogger("app")
@@ -90,10 +91,14 @@ async def model_services(
         settings.model_eviction_interval_seconds,
     )
     device = state.engine.device
-    # Every request's torch work (alignment, diarization, the torch engine) runs on this
-    # one thread (see its module).
-    state.torch_thread = torch_thread = ComputeThread("torch")
-    state.scheduler = scheduler = build_scheduler(settings, state.engine, torch_thread, metrics)
+    # Every request's torch work (alignment, diarization, on the CPU the torch engine too)
+    # runs on this one thread (see its module); on a GPU the engine's batches have their
+    # own, and the torch thread its own CUDA stream, so that ASR never waits for speakers.
+    on_gpu = device == "cuda"
+    state.torch_thread = torch_thread = ComputeThread("torch", own_cuda_stream if on_gpu else None)
+    beside = on_gpu if settings.diarize_beside_asr is None else settings.diarize_beside_asr
+    asr_thread = ComputeThread("asr") if beside else torch_thread
+    state.scheduler = scheduler = build_scheduler(settings, state.engine, asr_thread, metrics)
     cpu_workers = CpuWorkers(auto_processes(settings.decode_processes))
     await asyncio.to_thread(cpu_workers.warm_up)
     state.pipeline = Pipeline(
@@ -103,8 +108,17 @@ async def model_services(
         state.model_cache,
         metrics,
         aligner=Aligner(settings, state.hub, state.model_cache, device),
-        diarization=DiarizationService(settings, state.hub, state.model_cache, device),
+        diarization=DiarizationService(
+            settings,
+            state.hub,
+            state.model_cache,
+            device,
+            NetworkBatcher(
+                torch_thread, lambda calls, rows: metrics.diarization_batch_requests.observe(calls)
+            ),
+        ),
         torch_thread=torch_thread,
+        asr_thread=asr_thread,
         scheduler=scheduler,
         cpu_workers=cpu_workers,
         vad_threads=settings.vad_threads if settings.vad_threads >= 0 else None,
@@ -165,6 +179,7 @@ async def model_services(
             await asyncio.to_thread(scheduler.close)
         await asyncio.to_thread(state.model_cache.unload_all)
         torch_thread.close()
+        asr_thread.close()
         await asyncio.to_thread(cpu_workers.close)
         if work_root != settings.data_dir / "work":
             await asyncio.to_thread(shutil.rmtree, work_root, True)
@@ -205,7 +220,7 @@ def _running(pid: int) -> bool:
 
 
 def build_scheduler(
-    settings: Settings, engine: Engine, torch_thread: ComputeThread, metrics: Metrics
+    settings: Settings, engine: Engine, asr_thread: ComputeThread, metrics: Metrics
 ) -> WindowScheduler | None:
     size = settings.max_batch_windows
     metrics.batch_capacity.set(size)
@@ -216,7 +231,7 @@ def build_scheduler(
         metrics.batch_windows.observe(windows)
         metrics.batch_occupancy.observe(windows / size)
 
-    run_batch = torch_thread.run if engine.runs_torch else run_here
+    run_batch = asr_thread.run if engine.runs_torch else run_here
     scheduler = WindowScheduler(size, run_batch, on_batch)
     metrics.scheduler_queued.set_function(lambda: scheduler.queued)
     return scheduler

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.diarization.onnx_cpu import cpu_session
 from app.diarization.voice_embedding import SAMPLE_RATE, PyannoteEmbedding
 
 log = logging.getLogger(__name__)
@@ -58,47 +58,26 @@ def fbank(wav: np.ndarray) -> torch.Tensor:
 
 
 def onnx_runner(model: Any, cache_dir: Path) -> Network:
-    """CAM++ through ONNX Runtime on the CPU: 2.3x faster than torch eager there (10 s of
-    speech: 43 vs 99 ms on the 2-core VM, same output to 3e-6). Exported once into
-    `cache_dir`, keyed by the weights' digest; torch eager, with a log line, if that fails."""
-    try:
-        import onnxruntime as ort
-
-        digest = hashlib.sha256(weights_path().read_bytes()).hexdigest()[:16]
-        path = cache_dir / f"campplus-{digest}.onnx"
-        if not path.is_file():
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial")
-            example = torch.zeros(1, 300, 80)
-            with warnings.catch_warnings():  # the tracer's notes on CAM++'s shape branches
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    model,
-                    (example,),
-                    str(partial),
-                    input_names=["feats"],
-                    output_names=["embedding"],
-                    dynamic_axes={"feats": {0: "batch", 1: "frames"}},
-                    dynamo=False,
-                    opset_version=17,
-                )
-            partial.replace(path)  # a crash mid-export never leaves a half file behind
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        log.warning("CAM++ runs in torch eager: ONNX Runtime unavailable (%s)", exc)
+    """CAM++ through ONNX Runtime on the CPU (app/diarization/onnx_cpu.py), exported into
+    `cache_dir`; torch eager, with a log line, if that fails."""
+    digest = hashlib.sha256(weights_path().read_bytes()).hexdigest()[:16]
+    example = torch.zeros(1, 300, 80)
+    session = cpu_session(
+        model, example, {0: "batch", 1: "frames"}, cache_dir, f"campplus-{digest}"
+    )
+    if session is None:
         return model
 
     def run(feats: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {"feats": feats.numpy()})[0])
+        return torch.from_numpy(session(feats.numpy()))
 
     return run
 
 
 class CampPlusEmbedding(PyannoteEmbedding):
-    """CAM++ behind pyannote's embedding interface. `network` runs the model (torch, or
-    ONNX Runtime from `onnx_runner`); `model` is the torch module itself."""
+    """CAM++ behind pyannote's embedding interface. `network` runs the model on a batch of
+    CPU filterbanks and returns CPU embeddings (ONNX Runtime from `onnx_runner`; torch on
+    the model's device when not given); `model` is the torch module itself."""
 
     dimension = DIMENSION
 
@@ -107,8 +86,14 @@ class CampPlusEmbedding(PyannoteEmbedding):
     ) -> None:
         super().__init__(model)
         self.model = model
-        self.run = network or model
+        self.run = network or self._eager
         self.longest = None if longest_s is None else int(longest_s * SAMPLE_RATE)
+
+    @torch.inference_mode()  # its own: a NetworkBatcher runs it on another thread
+    def _eager(self, feats: torch.Tensor) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        result: torch.Tensor = self.model(feats.to(device)).float().cpu()
+        return result
 
     @torch.inference_mode()
     def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
@@ -125,9 +110,8 @@ class CampPlusEmbedding(PyannoteEmbedding):
         groups: dict[int, list[int]] = {}
         for i, f in enumerate(feats):
             groups.setdefault(len(f), []).append(i)
-        device = next(self.model.parameters()).device
         for group in groups.values():
-            vectors = self.run(torch.stack([feats[i] for i in group]).to(device)).float()
+            vectors = self.run(torch.stack([feats[i] for i in group])).float()
             vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
-            out[group] = vectors.cpu().numpy()
+            out[group] = vectors.numpy()
         return out

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,14 +68,44 @@ def _hook(progress: Callable[[float], None]) -> Callable[..., None]:
 
 
 class Diarizer:
-    """Wraps one loaded pyannote pipeline; safe to share between requests."""
+    """Wraps one loaded pyannote pipeline; safe to share between requests. pyannote
+    pipelines keep per-call state on the instance (instantiated parameters, inference
+    buffers), so each request borrows one of at most `copies` instances (made by `copy`
+    from the first, sharing its networks, when more requests than instances come at once);
+    with one, requests take turns."""
 
-    def __init__(self, name: str, pipeline: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        pipeline: Any,
+        copies: int = 1,
+        copy: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.name = name
         self._pipeline = pipeline
-        # pyannote pipelines keep per-call state on the instance (instantiated parameters,
-        # inference buffers): with GPU_CONCURRENCY > 1, requests take turns here.
-        self._lock = threading.Lock()
+        self._copy = copy
+        self._copies = copies if copy is not None else 1
+        self._made = 1
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._free.put(pipeline)
+        self._making = threading.Lock()
+
+    @contextmanager
+    def _borrow(self) -> Iterator[Any]:
+        try:
+            pipeline = self._free.get_nowait()
+        except queue.Empty:
+            pipeline = None
+            with self._making:
+                if self._made < self._copies and self._copy is not None:
+                    self._made += 1
+                    pipeline = self._copy(self._pipeline)
+            if pipeline is None:
+                pipeline = self._free.get()
+        try:
+            yield pipeline
+        finally:
+            self._free.put(pipeline)
 
     def diarize(
         self,
@@ -102,9 +134,9 @@ class Diarizer:
         }
         if progress is not None:
             kwargs["hook"] = _hook(progress)
-        with self._lock:
-            output = self._pipeline(file, **kwargs)
-            joined = int(getattr(getattr(self._pipeline, "clustering", None), "last_joined", 0))
+        with self._borrow() as pipeline:
+            output = pipeline(file, **kwargs)
+            joined = int(getattr(getattr(pipeline, "clustering", None), "last_joined", 0))
         exclusive = getattr(output, "exclusive_speaker_diarization", output)
         turns = tuple(
             SpeakerTurn(round(seg.start * 1000), round(seg.end * 1000), str(label))
@@ -124,8 +156,8 @@ class Diarizer:
     def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
         """Stretches of speech (16 kHz) -> one embedding each, by the pipeline's own
         embedding network (offline pipelines only: theirs have `embed_many`)."""
-        with self._lock:
-            result: np.ndarray = self._pipeline._embedding.embed_many(wavs)
+        with self._borrow() as pipeline:
+            result: np.ndarray = pipeline._embedding.embed_many(wavs)
         return result
 
     def embed(self, audio: Audio) -> list[float] | None:
@@ -136,14 +168,14 @@ class Diarizer:
         centroid averages its chunks."""
         import torch
 
-        embedding = self._pipeline._embedding
         samples = np.asarray(audio.samples, dtype=np.float32)
-        size = getattr(embedding, "longest", None) or len(samples)
+        size = getattr(self._pipeline._embedding, "longest", None) or len(samples)
         pieces = [samples[i : i + size] for i in range(0, len(samples), size)]
         if len(pieces) > 1 and len(pieces[-1]) < size // 2:  # a short tail joins its neighbour
             pieces[-2:] = [np.concatenate(pieces[-2:])]
         vectors = []
-        with self._lock:
+        with self._borrow() as pipeline:
+            embedding = pipeline._embedding
             for piece in pieces:
                 vector = np.asarray(embedding(torch.from_numpy(piece)[None, None]))[0]
                 if (unit := unit_vector(vector)) is not None:
@@ -154,3 +186,8 @@ class Diarizer:
 
     def unload(self) -> None:
         self._pipeline = None
+        while True:  # the copies go with the original
+            try:
+                self._free.get_nowait()
+            except queue.Empty:
+                break

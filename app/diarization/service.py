@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.config import Settings
+from app.diarization.batched import copy_pipeline, route_through
 from app.diarization.diarizer import Diarization, Diarizer, SpeakerTurn
 from app.diarization.pipelines import (
     HUB_PIPELINE,
@@ -29,6 +31,9 @@ from app.domain import Audio, SpeakerLimits
 from app.errors import safe_reason
 from app.models.cache import ModelCache
 from app.models.hub import HubClient
+
+if TYPE_CHECKING:  # injected (app/stack.py): the scheduler sits above this package
+    from app.scheduler.network_batcher import NetworkBatcher
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +59,38 @@ class DiarizationResult:
 
 
 class DiarizationService:
-    def __init__(self, settings: Settings, hub: HubClient, cache: ModelCache, device: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        hub: HubClient,
+        cache: ModelCache,
+        device: str,
+        batcher: NetworkBatcher | None = None,
+    ) -> None:
+        """`batcher`: where the offline pipeline's networks run when several requests
+        diarize at once (`concurrency` > 1); without one, requests take turns."""
         self._settings = settings
         self._hub = hub
         self._cache = cache
         self._device = "cuda" if device == "cuda" else "cpu"
         self._offline = offline_name(settings.diarization_embedding)
+        self._batcher = batcher
+        chosen = settings.diarization_batch_requests
+        self.concurrency = (8 if self._device == "cuda" else 1) if chosen is None else chosen
+        """How many requests may diarize at once (each in its caller's thread when more
+        than one: the networks' work goes to the batcher's thread)."""
+        if batcher is None:
+            self.concurrency = 1
+
+    @contextmanager
+    def on_behalf(self, cancelled: Callable[[], bool]) -> Iterator[None]:
+        """The calling thread's network calls belong to a request gone when `cancelled()`:
+        queued, they are dropped (app/scheduler/network_batcher.py)."""
+        if self._batcher is None:
+            yield
+            return
+        with self._batcher.on_behalf(cancelled):
+            yield
 
     @property
     def _recipe(self) -> OfflineRecipe:
@@ -112,7 +143,11 @@ class DiarizationService:
         else:
             token = self._settings.hf_token
             pipeline = build_hub(name, token.get_secret_value() if token else None, self._device)
-        return Diarizer(name, pipeline)
+            return Diarizer(name, pipeline)
+        if self.concurrency == 1 or self._batcher is None:
+            return Diarizer(name, pipeline)
+        route_through(pipeline, self._batcher)
+        return Diarizer(name, pipeline, self.concurrency, copy_pipeline)
 
     def preload(self) -> None:
         """Load the pipeline requests will use; a failure here is logged, not fatal (the

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,6 +46,7 @@ from app.pipeline.asr import TextSink, transcribe_blocks
 from app.pipeline.cpu_workers import CpuWorkers
 from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
+from app.pipeline.overlap import Overlapped
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
 from app.pipeline.vad import SpeechRegion, VadOptions, speech_probabilities, speech_regions
 from app.pipeline.window_asr import transcribe_windows
@@ -88,14 +90,18 @@ class Pipeline:
         aligner: Aligner | None = None,
         diarization: DiarizationService | None = None,
         torch_thread: ComputeThread | None = None,
+        asr_thread: ComputeThread | None = None,
         scheduler: WindowScheduler | None = None,
         cpu_workers: CpuWorkers | None = None,
         vad_threads: int | None = None,
     ) -> None:
         """`torch_thread`: where alignment and diarization run (app/compute_thread.py says
-        why one thread); a new one when not given. `scheduler`: where windows are decoded,
-        batched with other requests' windows; None = each request decodes its own windows
-        in blocks, one after another (the sequential decoder). `cpu_workers`: where uploads
+        why one thread); a new one when not given. `asr_thread`: where a torch engine's
+        work runs; the torch thread when not given. When the two differ (on a GPU), a
+        request's diarization runs beside its ASR (app/pipeline/overlap.py). `scheduler`:
+        where windows are decoded, batched with other requests' windows; None = each
+        request decodes its own windows in blocks, one after another (the sequential
+        decoder). `cpu_workers`: where uploads
         are decoded and English words aligned (worker processes); in the calling thread when
         not given. `vad_threads`: how many requests run VAD at once (its network takes a
         core each; more at once only starve the thread that feeds the engine); by default
@@ -108,6 +114,15 @@ class Pipeline:
         self.aligner = aligner
         self.diarization = diarization
         self.torch_thread = torch_thread or ComputeThread("torch")
+        self.asr_thread = asr_thread or self.torch_thread
+        # Requests that diarize side by side do it in threads of their own (their networks'
+        # work goes to the torch thread through the service's batcher).
+        side_by_side = diarization.concurrency if diarization is not None else 1
+        self._diarize_threads = (
+            ThreadPoolExecutor(side_by_side, thread_name_prefix="diarize")
+            if side_by_side > 1
+            else None
+        )
         self.scheduler = scheduler
         self.cpu_workers = cpu_workers or CpuWorkers(0)
         if vad_threads is None:
@@ -179,11 +194,56 @@ class Pipeline:
         # Speaker turns are put on words, so diarization needs word times even when the
         # client did not ask for them (they are dropped again in `finish`).
         asr_options = replace(options, word_timestamps=True) if speakers else options
+        overlapped: Overlapped[DiarizationResult] | None = None
+        if speakers is not None and self.asr_thread is not self.torch_thread:
+            limits = speakers.limits
+            overlapped = Overlapped(
+                self._diarize_threads.submit if self._diarize_threads else self.torch_thread.submit,
+                lambda report, gone: self._diarize_here(pcm, regions, limits, report, gone),
+                _within("diarize", progress),
+            )
+        try:
+            transcript, notes = self._asr_and_words(
+                ref, pcm, regions, asr_options, progress, on_text
+            )
+        except BaseException:
+            if overlapped is not None:
+                overlapped.abandon()
+            raise
+        diarized: DiarizationResult | None = None
+        voices: Voices = ()
+        if speakers is not None:  # hands freed memory back after each of its spans itself
+            diarized = (
+                overlapped.result()
+                if overlapped is not None
+                else self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
+            )
+            if speakers.return_embeddings:
+                diarized = self._voiceprints(pcm, diarized)
+            labelled = diarized.diarization
+            if speakers.known and labelled is not None and self.diarization is not None:
+                service, pipeline = self.diarization, labelled.pipeline
+                voices, said = self.torch_thread.run(
+                    lambda: embed_known(service, pipeline, speakers.known)
+                )
+                notes.extend(said)
+        return ModelOutput(transcript, diarized, tuple(notes), voices)
+
+    def _asr_and_words(
+        self,
+        ref: ModelRef,
+        pcm: PcmFile,
+        regions: list[SpeechRegion],
+        asr_options: DecodeOptions,
+        progress: Progress,
+        on_text: TextSink | None,
+    ) -> tuple[Transcript, list[str]]:
+        """The transcript, its words aligned; the notes alignment left."""
         windows = pack_windows(regions)
         started = time.perf_counter()
         loaded: LoadedModel
         with self.whisper(ref) as loaded:
-            check_options(ref.name, loaded.english_only, options)
+            check_options(ref.name, loaded.english_only, asr_options)
             transcript = self._transcribe(loaded, pcm, windows, asr_options, progress, on_text)
         release_free_memory()
         elapsed = time.perf_counter() - started
@@ -213,20 +273,7 @@ class Pipeline:
             )
             notes.extend(found)
             release_free_memory()
-        diarized: DiarizationResult | None = None
-        voices: Voices = ()
-        if speakers is not None:  # hands freed memory back after each of its spans itself
-            diarized = self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
-            if speakers.return_embeddings:
-                diarized = self._voiceprints(pcm, diarized)
-            labelled = diarized.diarization
-            if speakers.known and labelled is not None and self.diarization is not None:
-                service, pipeline = self.diarization, labelled.pipeline
-                voices, said = self.torch_thread.run(
-                    lambda: embed_known(service, pipeline, speakers.known)
-                )
-                notes.extend(said)
-        return ModelOutput(transcript, diarized, tuple(notes), voices)
+        return transcript, notes
 
     def _transcribe(
         self,
@@ -286,15 +333,28 @@ class Pipeline:
         limits: SpeakerLimits,
         progress: Callable[[float], None],
     ) -> DiarizationResult:
+        if self._diarize_threads is not None:  # the request's own thread; networks batched
+            return self._diarize_here(pcm, regions, limits, progress)
+        return self.torch_thread.run(lambda: self._diarize_here(pcm, regions, limits, progress))
+
+    def _diarize_here(
+        self,
+        pcm: PcmFile,
+        regions: list[SpeechRegion],
+        limits: SpeakerLimits,
+        progress: Callable[[float], None],
+        gone: Callable[[], bool] = lambda: False,
+    ) -> DiarizationResult:
+        """`gone()`: whether the request has gone (its queued network calls are dropped)."""
         if self.diarization is None:
             return DiarizationResult(None, ("diarization skipped: not available in this server",))
         service = self.diarization
-        return self._timed(
-            "diarize",
-            lambda: self.torch_thread.run(
-                lambda: diarize_recording(service, pcm, regions, limits, progress)
-            ),
-        )
+
+        def diarize() -> DiarizationResult:
+            with service.on_behalf(gone):
+                return diarize_recording(service, pcm, regions, limits, progress)
+
+        return self._timed("diarize", diarize)
 
     def _voiceprints(self, pcm: PcmFile, result: DiarizationResult) -> DiarizationResult:
         """The diarized speakers' 256-d voiceprints, read from their own turns."""
@@ -360,9 +420,9 @@ class Pipeline:
             )
 
     def _on_engine_thread[T](self, work: Callable[[], T]) -> T:
-        """A torch engine's work runs on the torch thread, like every torch stage."""
+        """A torch engine's work runs on the ASR thread (the torch thread on a CPU)."""
         if self.engine.runs_torch:
-            return self.torch_thread.run(work)
+            return self.asr_thread.run(work)
         return work()
 
     def _timed[T](self, stage: str, work: Callable[[], T]) -> T:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -160,8 +162,13 @@ def test_detect_language_uses_the_engine(client: TestClient) -> None:
 class ThreadRecordingDiarization:
     """Stands in for the diarization service: one speaker, and the thread it ran on."""
 
+    concurrency = 1
+
     def __init__(self) -> None:
         self.threads: list[str] = []
+
+    def on_behalf(self, cancelled: Any) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def diarize(self, audio: Any, limits: Any, progress: Any = None) -> DiarizationResult:
         self.threads.append(threading.current_thread().name)
