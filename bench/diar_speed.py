@@ -46,7 +46,9 @@ def load(path: Path) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def one_pass(device: str, requests: int, eager: bool, audio: list[np.ndarray]) -> dict:
+def one_pass(
+    device: str, requests: int, eager: bool, audio: list[np.ndarray], profile: bool = False
+) -> dict:
     from app.compute_thread import ComputeThread, own_cuda_stream
     from app.config import Settings
     from app.diarization.service import DiarizationService
@@ -79,6 +81,18 @@ def one_pass(device: str, requests: int, eager: bool, audio: list[np.ndarray]) -
 
     diarize(audio[0][: 16000 * 20])  # warm-up (kernels, allocator, ONNX sessions)
     calls.clear()
+    if profile:  # one request at a time in this thread, under cProfile: where time goes
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for samples in audio:
+            service.diarize(Audio(samples, 16000), SpeakerLimits())
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
     started = time.perf_counter()
     with ThreadPoolExecutor(requests) as pool:
         speakers = list(pool.map(diarize, audio))
@@ -109,12 +123,16 @@ def main() -> None:
     parser.add_argument("--networks", default="onnx", help="CPU: onnx, eager or onnx,eager")
     parser.add_argument("--repeat", type=int, default=1, help="each file this many times")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--profile", action="store_true", help="cProfile one request at a time")
     args = parser.parse_args()
     audio = [load(p) for p in args.files] * args.repeat
     minutes = sum(len(a) for a in audio) / 16000 / 60
-    commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = (
+        os.environ.get("BENCH_COMMIT")
+        or subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
     lines = [
         f"Diarization stage alone, commit `{commit}`, {machine(args.device)}, device "
         f"{args.device}; {len(audio)} requests, {minutes:.1f} min of audio.",
@@ -126,7 +144,7 @@ def main() -> None:
     networks = ["gpu"] if args.device == "cuda" else args.networks.split(",")
     for kind in networks:
         for requests in (int(n) for n in args.requests.split(",")):
-            row = one_pass(args.device, requests, kind == "eager", audio)
+            row = one_pass(args.device, requests, kind == "eager", audio, args.profile)
             lines.append(
                 f"| {requests} | {kind} | {row['wall']:.1f} | {row['s_per_min']:.3f} | "
                 f"{60 / row['s_per_min']:.0f} | {row['calls']:.1f} | "

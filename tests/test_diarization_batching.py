@@ -44,7 +44,7 @@ def shared_batches(client: TestClient) -> float:
 @pytest.fixture
 def client(tmp_path: Path, cache_dir: Path) -> Any:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         cache_dir=cache_dir,
         data_dir=tmp_path / "data",
         hf_hub_offline=True,
@@ -93,7 +93,7 @@ def test_torch_engine_asr_runs_while_the_torch_thread_diarizes(
     request's words come back while another request's diarization holds the torch thread
     (before, the two stages shared that thread and ASR queued behind speakers)."""
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         cache_dir=cache_dir,
         data_dir=tmp_path / "data",
         hf_hub_offline=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor

@@ -4,6 +4,7 @@ until the request waits for it, and a request that fails stops it."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -13,13 +14,13 @@ from app.pipeline.overlap import Overlapped
 
 
 def test_the_stage_runs_while_the_request_goes_on_and_reports_once_waited_for() -> None:
-    thread, reported = ComputeThread("side"), []
+    thread, reported = ComputeThread("side"), list[float]()
     asr_done = threading.Event()
 
-    def stage(report: object, gone: object) -> str:
-        report(0.5)  # type: ignore[operator]
+    def stage(report: Callable[[float], None], gone: Callable[[], bool]) -> str:
+        report(0.5)
         assert asr_done.wait(10)  # the request's own stage ran meanwhile
-        report(1.0)  # type: ignore[operator]
+        report(1.0)
         return "speakers"
 
     overlapped = Overlapped(thread.submit, stage, reported.append)
@@ -36,12 +37,12 @@ def test_abandoning_stops_the_stage_at_its_next_report_and_waits_for_it() -> Non
     started, stopped = threading.Event(), threading.Event()
     gone_seen: list[bool] = []
 
-    def stage(report: object, gone: object) -> None:
+    def stage(report: Callable[[float], None], gone: Callable[[], bool]) -> None:
         started.set()
         try:
             for _ in range(1000):
-                gone_seen.append(gone())  # type: ignore[operator]
-                report(0.1)  # type: ignore[operator]
+                gone_seen.append(gone())
+                report(0.1)
                 threading.Event().wait(0.01)
         except StageAbandoned:
             stopped.set()
