@@ -139,6 +139,38 @@ def test_the_service_on_the_torch_engine(server_factory: Any) -> None:
     assert "friday" in normalize(" ".join(s["text"] for s in body["segments"]))
 
 
+def test_identical_uploads_sent_together_get_one_transcript(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """Speech played backwards: Whisper falls back to sampled passes on it. Each window
+    samples from its own input's seed, so five identical uploads (one alone, four batched
+    together) get one transcript (with one generator shared by every batch they got five
+    different ones)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from audio_tools import pyannote_sample, write_wav
+
+    from app.pipeline.decode import decode_file
+
+    forward = np.asarray(decode_file(pyannote_sample()[0]).samples, dtype=np.float32)
+    backwards = write_wav(forward[::-1].copy(), tmp_path / "backwards.wav").read_bytes()
+    server = server_factory(ASR_ENGINE="torch", PRELOAD_MODEL="tiny.en", MAX_ACTIVE_REQUESTS="4")
+    params = {"output": "json", "diarize": "false", "model": "tiny.en", "vad_filter": "false"}
+    with httpx.Client(base_url=server.url, timeout=300) as client:
+
+        def transcript(_: int) -> str:
+            files = {"audio_file": ("backwards.wav", backwards)}
+            response = client.post("/asr", params=params, files=files)
+            assert response.status_code == 200, response.text
+            return " ".join(s["text"] for s in response.json()["segments"])
+
+        alone = transcript(0)
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(transcript, range(4)))
+    assert alone.strip()
+    assert set(together) == {alone}
+
+
 @pytest.fixture(scope="module")
 def base_models(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     """Multilingual base: the torch engine's model and CTranslate2 float32's."""

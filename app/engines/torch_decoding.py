@@ -42,6 +42,9 @@ class WindowTask:
     sot_index: int
     temperatures: tuple[float, ...]
     timestamps: bool = False  # decode timestamp tokens (segments), else text only
+    seed: int = 0
+    """Where its sampled passes draw their noise from (app/engines/torch_selection.py): a
+    hash of the window's input, so that the same window samples the same tokens."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,6 @@ class WindowDecoder:
         self,
         states: torch.Tensor,
         tasks: list[WindowTask],
-        generator: torch.Generator | None = None,
     ) -> list[WindowResult]:
         """Every window through its temperature schedule; `states`: their encoder outputs,
         in the order of `tasks`, as are the results."""
@@ -115,7 +117,7 @@ class WindowDecoder:
                     sot_index,
                     temperature,
                     timestamps,
-                    generator,
+                    [zlib.crc32(f"{tasks[i].seed}:{round_}".encode()) for i in members],
                 )
                 for i, result in zip(members, results, strict=True):
                     attempts[i].append(result)
@@ -134,7 +136,7 @@ class WindowDecoder:
         sot_index: int,
         temperature: float,
         timestamps: bool,
-        generator: torch.Generator | None,
+        seeds: list[int],
     ) -> list[WindowResult]:
         vocab, decoder = self.vocabulary, self.static
         batch, device = len(prefixes), states.device
@@ -144,6 +146,7 @@ class WindowDecoder:
         logits = decoder.logits(hidden[:, -1])
         selection = self._selection(logits.shape[-1], device)
         selection.reset()
+        selection.seed(seeds)
         length = ids.shape[1]
         done = 0
         ended = _EndWatch(device)
@@ -154,7 +157,7 @@ class WindowDecoder:
             if step == 0 or temperature > 0:
                 if step:  # the previous choice is in the decoder's token buffer
                     logits = decoder.step(decoder.tokens[:batch], length + step - 1)
-                chosen = selection.choose(logits, batch, timestamps, temperature, generator)
+                chosen = selection.choose(logits, batch, timestamps, temperature)
                 decoder.tokens[:batch].copy_(chosen)
                 decoder.position.fill_(length + step)
             else:  # greedy: the decoder's step and the choice are one graph

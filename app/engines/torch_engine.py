@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -94,7 +95,6 @@ class TorchWhisperModel:
         n_mels = int(model.config.num_mel_bins)
         filters = FeatureExtractor(feature_size=n_mels).mel_filters
         self._filters = torch.from_numpy(filters).to(model.device)
-        self._generator = torch.Generator(device=model.device).manual_seed(0)
 
     def _tokenizer(self, task: str, language: str | None) -> Any:
         return self._tokenizer_class(
@@ -147,6 +147,8 @@ class TorchWhisperModel:
         tokenizers: list[Any] = []
         tasks: list[WindowTask] = []
         todo = [(i, 0) for i in range(len(windows))]  # (window, first mel frame to decode)
+        # Each window samples from its own input's hash: the same words whatever its batch.
+        seeds = [zlib.crc32(np.asarray(w.samples, dtype=np.float32).tobytes()) for w in windows]
         while todo:
             states = self._decoder.encode(features_from(first_mels, todo))
             if not languages:
@@ -156,7 +158,9 @@ class TorchWhisperModel:
                     for w, (code, _) in zip(windows, languages, strict=True)
                 ]
                 tasks = [self._task(w.options, t) for w, t in zip(windows, tokenizers, strict=True)]
-            results = self._decoder.decode(states, [tasks[i] for i, _ in todo], self._generator)
+            results = self._decoder.decode(
+                states, [replace(tasks[i], seed=seeds[i] ^ seek) for i, seek in todo]
+            )
             later = []
             for k, ((i, seek), result) in enumerate(zip(todo, results, strict=True)):
                 if result.is_silence:  # the sequential decoder skips the rest of it too

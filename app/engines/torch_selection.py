@@ -6,6 +6,11 @@ and choice together) can be captured as one CUDA graph: the suppressed tokens, W
 timestamp rules (below), the choice (greedy, or sampled at a temperature), and the
 bookkeeping (tokens and log-probabilities so far, which windows have ended).
 
+Sampling draws each row's noise from that row's own seed (a hash of the seed, the step and
+the token: Gumbel-max, the same distribution as sampling the softmax), never from a stream
+shared by the batch: a window sampled at a temperature picks the same tokens whatever it is
+batched with and whatever ran before it, so identical uploads get identical transcripts.
+
 Whisper's timestamp rules (openai-whisper's decoder), each row on its own:
 - `<|notimestamps|>` never; the first token is a timestamp of at most 1 s;
 - timestamps come in pairs: after a closing pair only text (or the end) may follow, after
@@ -31,6 +36,20 @@ class Vocabulary:
     no_timestamps: int
     blank: tuple[int, ...]  # suppressed at the first step only
     suppress: tuple[int, ...]  # suppressed at every step
+
+
+_MASK = 0xFFFFFFFF
+
+
+def uniform_noise(seeds: torch.Tensor, step: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """(rows, columns) uniform numbers in (0, 1), each a function of its row's seed, the step
+    and the column only (a 32-bit integer hash; every product stays below 2^63)."""
+    x = (seeds[:, None] ^ ((step * 0x9E3779B1) & _MASK)) & _MASK
+    x = (x * 0x01000193 + columns) & _MASK
+    for _ in range(2):
+        x = ((x ^ (x >> 16)) * 0x045D9F3B) & _MASK
+    x = x ^ (x >> 16)
+    return ((x >> 8).float() + 0.5) / float(1 << 24)  # 24 bits: never 0 or 1 in float32
 
 
 class Selection:
@@ -64,6 +83,7 @@ class Selection:
         self._last = torch.zeros(capacity, dtype=long, device=device)
         self._before_last = torch.zeros(capacity, dtype=long, device=device)
         self._last_time = torch.zeros(capacity, dtype=long, device=device)
+        self.seeds = torch.zeros(capacity, dtype=long, device=device)
 
     @property
     def buffers(self) -> list[torch.Tensor]:
@@ -78,6 +98,10 @@ class Selection:
             self._last_time,
         ]
 
+    def seed(self, seeds: list[int]) -> None:
+        """The sampling seeds of the next pass's rows (32-bit), one per row."""
+        self.seeds[: len(seeds)].copy_(torch.tensor([x & _MASK for x in seeds]))
+
     def reset(self) -> None:
         for buffer in (self.finished, self.sum_logprob, self.step):
             buffer.zero_()
@@ -90,7 +114,6 @@ class Selection:
         rows: int,
         timestamps: bool,
         temperature: float = 0.0,
-        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Masks `logits` (rows, vocabulary; float32, changed in place), picks one token
         per row and records it; returns the picks (rows,)."""
@@ -103,8 +126,8 @@ class Selection:
             logits.masked_fill_(self._time, -torch.inf)  # text only
         logprobs = logits.log_softmax(-1)
         if temperature > 0:
-            probs = (logits / temperature).softmax(-1)
-            chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            noise = uniform_noise(self.seeds[:rows], self.step, self._columns)
+            chosen = (logits / temperature - torch.log(-torch.log(noise))).argmax(-1)
         else:
             chosen = logits.argmax(-1)
         finished = self.finished[:rows]
