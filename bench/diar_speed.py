@@ -7,7 +7,9 @@ GPU. Each row is one pass over the same files in the same run.
 
 Rows: `requests` = DIARIZATION_BATCH_REQUESTS (1: every request wholly on the torch thread,
 as on the CPU; N: N requests at once, each in its own thread, their network calls merged on
-the torch thread); `networks` = how the CPU runs them (onnx: ONNX Runtime, eager: torch);
+the torch thread); `networks` = how the CPU runs them (onnx: both through ONNX Runtime;
+campplus-onnx: CAM++ through ONNX Runtime, the segmentation network in torch, as before it
+had an export; eager: both in torch);
 `s / min` = wall time over minutes of audio (the aggregate rate), `x real time` its inverse
 times 60; `speakers` = speakers found per file, in file order.
 """
@@ -47,8 +49,9 @@ def load(path: Path) -> np.ndarray:
 
 
 def one_pass(
-    device: str, requests: int, eager: bool, audio: list[np.ndarray], profile: bool = False
+    device: str, requests: int, kind: str, audio: list[np.ndarray], profile: bool = False
 ) -> dict:
+    import app.diarization.onnx_cpu as onnx_cpu
     from app.compute_thread import ComputeThread, own_cuda_stream
     from app.config import Settings
     from app.diarization.service import DiarizationService
@@ -57,6 +60,12 @@ def one_pass(
     from app.models.hub import HubClient
     from app.scheduler.network_batcher import NetworkBatcher
 
+    eager = kind == "eager"
+    # campplus-onnx: CAM++ through ONNX Runtime, the segmentation network in torch eager
+    # (the CPU path before the segmentation network had its own export)
+    real_fast_segmentation = onnx_cpu.fast_segmentation
+    if kind == "campplus-onnx":
+        onnx_cpu.fast_segmentation = lambda inference, cache_dir: False
     calls: list[int] = []
     cache = Path(tempfile.mkdtemp()) if eager else ROOT / "bench" / "out" / "cache"
     settings = Settings(
@@ -68,6 +77,7 @@ def one_pass(
     if eager:  # no ONNX export in a fresh folder: make it fail, torch eager remains
         (cache / "diarization").write_text("")
     thread.run(service.preload)
+    onnx_cpu.fast_segmentation = real_fast_segmentation
 
     def diarize(samples: np.ndarray) -> int:
         def work() -> int:
@@ -120,7 +130,11 @@ def main() -> None:
     parser.add_argument("--files", nargs="+", type=Path, required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--requests", default="1", help="comma-separated request counts")
-    parser.add_argument("--networks", default="onnx", help="CPU: onnx, eager or onnx,eager")
+    parser.add_argument(
+        "--networks",
+        default="onnx",
+        help="CPU, comma-separated: onnx, campplus-onnx (segmentation in torch), eager",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="each file this many times")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--profile", action="store_true", help="cProfile one request at a time")
@@ -144,7 +158,7 @@ def main() -> None:
     networks = ["gpu"] if args.device == "cuda" else args.networks.split(",")
     for kind in networks:
         for requests in (int(n) for n in args.requests.split(",")):
-            row = one_pass(args.device, requests, kind == "eager", audio, args.profile)
+            row = one_pass(args.device, requests, kind, audio, args.profile)
             lines.append(
                 f"| {requests} | {kind} | {row['wall']:.1f} | {row['s_per_min']:.3f} | "
                 f"{60 / row['s_per_min']:.0f} | {row['calls']:.1f} | "

@@ -66,6 +66,11 @@ def cpu_session(
             partial.replace(path)  # a crash mid-export never leaves a half file behind
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
+        # Two sessions (segmentation, CAM++) and torch's OpenMP pool take turns on the same
+        # cores: a pool left spinning after its work only takes cycles from the next one
+        # (in the pipeline, the segmentation export was slower than torch with spinning
+        # on, ~5 % faster with it off: bench/diar_speed.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         log.warning("%s runs in torch eager: ONNX Runtime unavailable (%s)", name, exc)
