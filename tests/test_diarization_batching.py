@@ -23,10 +23,10 @@ from app.factory import create_app
 pytestmark = pytest.mark.e2e
 
 
-def asr(client: TestClient, path: Path) -> Any:
+def asr(client: TestClient, path: Path, **params: str) -> Any:
     with path.open("rb") as f:
         response = client.post(
-            "/asr", params={"model": "tiny.en"}, files={"audio_file": (path.name, f)}
+            "/asr", params={"model": "tiny.en", **params}, files={"audio_file": (path.name, f)}
         )
     assert response.status_code == 200, response.text
     return response.json()
@@ -112,14 +112,8 @@ def test_torch_engine_asr_runs_while_the_torch_thread_diarizes(
 
         state.torch_thread.submit(long_diarization)
         try:
-            with JFK.open("rb") as f:
-                response = client.post(
-                    "/asr",
-                    params={"model": "tiny.en", "diarize": "false"},
-                    files={"audio_file": (JFK.name, f)},
-                )
-            assert response.status_code == 200, response.text
-            words = " ".join(s["text"] for s in response.json()["segments"]).lower()
+            body = asr(client, JFK, diarize="false")
+            words = " ".join(s["text"] for s in body["segments"]).lower()
             assert "ask not what your country" in words
             assert not held_to_the_end.is_set()  # answered while the torch thread was held
         finally:
