@@ -44,9 +44,19 @@ class _Call:
 
 
 class NetworkBatcher:
-    def __init__(self, thread: ComputeThread, on_batch: Callable[[int, int], None] | None = None):
-        """`on_batch(calls, rows)` is told the size of every batch run (metrics, tests)."""
+    def __init__(
+        self,
+        thread: ComputeThread,
+        on_batch: Callable[[int, int], None] | None = None,
+        max_rows: int = 256,
+    ):
+        """`on_batch(calls, rows)` is told the size of every batch run (metrics, tests).
+        `max_rows`: the most rows one merged call takes (a call bigger than that runs
+        alone): a batch's activations grow with its rows (the segmentation network holds
+        ~10 MB per 10 s chunk), so many requests at once must not make one call that no
+        longer fits the device; the calls left over run next."""
         self._thread = thread
+        self._max_rows = max_rows
         self._on_batch = on_batch or (lambda calls, rows: None)
         self._lock = threading.Lock()
         self._queued: dict[tuple[Any, ...], list[_Call]] = {}
@@ -80,7 +90,14 @@ class NetworkBatcher:
 
     def _run(self, key: tuple[Any, ...]) -> None:
         with self._lock:
-            calls = self._queued.pop(key, [])
+            queued = self._queued.get(key, [])
+            calls: list[_Call] = []
+            taken = 0
+            while queued and (not calls or taken + len(queued[0].inputs) <= self._max_rows):
+                taken += len(queued[0].inputs)
+                calls.append(queued.pop(0))
+            if not queued:
+                self._queued.pop(key, None)
         live = []
         for call in calls:
             if call.cancelled():

@@ -126,3 +126,21 @@ def test_a_call_from_the_compute_thread_itself_runs_in_place() -> None:
     out = thread.run(lambda: batcher.call("net", network, torch.ones(2, 3)))
     assert torch.equal(out, torch.full((2, 3), 2.0))
     thread.close()
+
+
+def test_a_merged_call_never_takes_more_than_max_rows() -> None:
+    thread, network = ComputeThread("net"), Doubling()
+    batcher = NetworkBatcher(thread, max_rows=100)
+    holder = hold_the_thread(batcher, network)
+    sizes = (50, 40, 30, 120)
+    with ThreadPoolExecutor(len(sizes)) as pool:
+        futures = []
+        for n in sizes:  # queued in this order
+            futures.append(pool.submit(batcher.call, "net", network, torch.full((n, 3), 1.0)))
+            wait_queued(batcher, len(futures))
+        network.hold.set()
+        assert [len(f.result(10)) for f in futures] == list(sizes)
+    holder.shutdown()
+    # the holder's row; 50 + 40 (30 more would pass 100); 30 alone (120 would); 120 alone
+    assert network.batches == [1, 90, 30, 120]
+    thread.close()
