@@ -9,7 +9,6 @@ per-frame speaker masks in, one embedding per (chunk, speaker) out), like the GE
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.diarization.onnx_cpu import cpu_session
+from app.diarization.onnx_cpu import cpu_session, weights_digest
 from app.diarization.voice_embedding import SAMPLE_RATE, PyannoteEmbedding
 
 log = logging.getLogger(__name__)
@@ -60,11 +59,9 @@ def fbank(wav: np.ndarray) -> torch.Tensor:
 def onnx_runner(model: Any, cache_dir: Path) -> Network:
     """CAM++ through ONNX Runtime on the CPU (app/diarization/onnx_cpu.py), exported into
     `cache_dir`; torch eager, with a log line, if that fails."""
-    digest = hashlib.sha256(weights_path().read_bytes()).hexdigest()[:16]
     example = torch.zeros(1, 300, 80)
-    session = cpu_session(
-        model, example, {0: "batch", 1: "frames"}, cache_dir, f"campplus-{digest}"
-    )
+    name = f"campplus-{weights_digest(model)}"
+    session = cpu_session(model, example, {0: "batch", 1: "frames"}, cache_dir, name)
     if session is None:
         return model
 

@@ -76,11 +76,10 @@ class DiarizationService:
         self._offline = offline_name(settings.diarization_embedding)
         self._batcher = batcher
         chosen = settings.diarization_batch_requests
-        self.concurrency = (8 if self._device == "cuda" else 1) if chosen is None else chosen
+        default = 8 if self._device == "cuda" else 1
+        self.concurrency = 1 if batcher is None else default if chosen is None else chosen
         """How many requests may diarize at once (each in its caller's thread when more
         than one: the networks' work goes to the batcher's thread)."""
-        if batcher is None:
-            self.concurrency = 1
 
     @contextmanager
     def on_behalf(self, cancelled: Callable[[], bool]) -> Iterator[None]:
