@@ -18,6 +18,7 @@ batch finish and their results are dropped.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -134,7 +135,9 @@ class WindowScheduler:
         """The fraction of `future`'s window likely decoded: 1 when it is, 0 while it waits
         for a batch; inside the engine, the time its batch has run over what a batch of
         that many windows took here so far (this scheduler's mean seconds per window; the
-        engine reports nothing mid-batch), at most 0.9 until the result is there."""
+        engine reports nothing mid-batch). Past 0.8 it creeps towards 0.95 and never gets
+        there (`_creep`): a batch slower than the mean still moves the bar, and only the
+        result makes it 1."""
         if future.done():
             return 1.0
         running, stats = self._running, self.stats
@@ -142,7 +145,7 @@ class WindowScheduler:
             return 0.0
         started, windows, _ = running
         expected = windows * stats.engine_s / stats.windows
-        return min(0.9, (time.perf_counter() - started) / expected) if expected > 0 else 0.0
+        return _creep((time.perf_counter() - started) / expected) if expected > 0 else 0.0
 
     def open(self, model: LoadedModel, label: str = "") -> WindowStream:
         return WindowStream(self, model, label)
@@ -257,3 +260,11 @@ class WindowScheduler:
             queued.future.set_exception(exc)
         else:
             queued.future.set_result(result[0])
+
+
+def _creep(ratio: float) -> float:
+    """`ratio` (time run over time expected) as a fraction done: itself up to 0.8, then
+    rising ever more slowly towards 0.95 (same slope at 0.8, so the bar does not jerk)."""
+    if ratio <= 0.8:
+        return ratio
+    return 0.8 + 0.15 * (1.0 - math.exp(-(ratio - 0.8) / 0.15))
