@@ -178,6 +178,12 @@ class Settings(BaseSettings):
     thread. Unset = 8 on a GPU, 1 on the CPU (where merged batches save nothing and more
     threads running torch fight over the cores' OpenMP pools)."""
 
+    diarization_cuda_graphs: Literal["fp32", "tf32", "bf16", "off"] = "tf32"
+    """On a CUDA device, CAM++ (the offline diarizer's speaker embedding) is replayed from
+    CUDA graphs, its crops trimmed to a few lengths (app/diarization/campplus_cuda.py),
+    computing in this precision (tf32: fp32 with TensorFloat-32 matrix products). off =
+    torch eager, every crop whole (as before graphs; launch-bound)."""
+
     diarize_beside_asr: bool | None = None
     """Start a request's diarization as soon as its speech is found, beside its ASR and
     alignment, rather than after them; a torch engine's ASR batches then run on a thread of

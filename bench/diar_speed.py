@@ -9,7 +9,8 @@ Rows: `requests` = DIARIZATION_BATCH_REQUESTS (1: every request wholly on the to
 as on the CPU; N: N requests at once, each in its own thread, their network calls merged on
 the torch thread); `networks` = how the CPU runs them (onnx: both through ONNX Runtime;
 campplus-onnx: CAM++ through ONNX Runtime, the segmentation network in torch, as before it
-had an export; eager: both in torch);
+had an export; eager: both in torch), or on CUDA how CAM++ runs (DIARIZATION_CUDA_GRAPHS:
+tf32 / bf16 / fp32 = replayed from CUDA graphs, crops trimmed to buckets; off = eager);
 `s / min` = wall time over minutes of audio (the aggregate rate), `x real time` its inverse
 times 60; `speakers` = speakers found per file, in file order.
 """
@@ -60,7 +61,7 @@ def one_pass(
     from app.models.hub import HubClient
     from app.scheduler.network_batcher import NetworkBatcher
 
-    eager = kind == "eager"
+    eager = kind == "eager" and device == "cpu"
     # campplus-onnx: CAM++ through ONNX Runtime, the segmentation network in torch eager
     # (the CPU path before the segmentation network had its own export)
     real_fast_segmentation = onnx_cpu.fast_segmentation
@@ -68,8 +69,13 @@ def one_pass(
         onnx_cpu.fast_segmentation = lambda inference, cache_dir: False
     calls: list[int] = []
     cache = Path(tempfile.mkdtemp()) if eager else ROOT / "bench" / "out" / "cache"
+    graphs = kind if device == "cuda" else "off"
     settings = Settings(
-        _env_file=None, cache_dir=cache, hf_hub_offline=True, diarization_batch_requests=requests
+        _env_file=None,
+        cache_dir=cache,
+        hf_hub_offline=True,
+        diarization_batch_requests=requests,
+        diarization_cuda_graphs=graphs,
     )
     thread = ComputeThread("torch", own_cuda_stream if device == "cuda" else None)
     batcher = NetworkBatcher(thread, lambda n, rows: calls.append(n))
@@ -133,7 +139,8 @@ def main() -> None:
     parser.add_argument(
         "--networks",
         default="onnx",
-        help="CPU, comma-separated: onnx, campplus-onnx (segmentation in torch), eager",
+        help="comma-separated; CPU: onnx, campplus-onnx (segmentation in torch), eager; "
+        "CUDA (DIARIZATION_CUDA_GRAPHS): tf32, bf16, fp32, off (default tf32,off)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="each file this many times")
     parser.add_argument("--out", type=Path)
@@ -155,7 +162,9 @@ def main() -> None:
         "network call | speakers |",
         "|---|---|---|---|---|---|---|",
     ]
-    networks = ["gpu"] if args.device == "cuda" else args.networks.split(",")
+    networks = args.networks.split(",")
+    if args.device == "cuda" and args.networks == "onnx":
+        networks = ["tf32", "off"]
     for kind in networks:
         for requests in (int(n) for n in args.requests.split(",")):
             row = one_pass(args.device, requests, kind, audio, args.profile)

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from audio_tools import CONVERSATION, conversation_turns
 
-from app.diarization.campplus_embedding import CampPlusEmbedding, load_campplus
+from app.diarization.campplus_cuda import BUCKETS, bucket_frames
+from app.diarization.campplus_embedding import CampPlusEmbedding, _frames, _trimmed, load_campplus
 from app.pipeline.decode import decode_to_pcm
 
 
@@ -40,3 +41,34 @@ def test_pyannote_gets_one_embedding_per_chunk_and_speaker(tmp_path: Path) -> No
     out = CampPlusEmbedding(load_campplus())(waveforms, masks)
     assert out.shape == (2, 192)
     assert np.isfinite(out[0]).all() and np.isnan(out[1]).all()
+
+
+def test_crops_trimmed_to_the_cuda_buckets_reach_the_network_in_few_shapes(
+    tmp_path: Path,
+) -> None:
+    """The CUDA path's lengths (app/diarization/campplus_cuda.py): any crop from 0.5 s to
+    3 s reaches CAM++ in one of the buckets' lengths, trimmed from both ends by at most an
+    eighth, and embeds as that middle part of it would alone."""
+    audio = decode_to_pcm(CONVERSATION, tmp_path / "c.pcm").read()
+    rng = np.random.default_rng(0)
+    crops = [
+        audio[s : s + n]
+        for s, n in zip(rng.integers(0, len(audio) - 48000, 40), rng.integers(8000, 48001, 40), strict=True)
+    ]
+    seen: list[int] = []
+    model = load_campplus()
+
+    def network(feats: torch.Tensor) -> torch.Tensor:
+        seen.append(feats.shape[1])
+        return model(feats)
+
+    bucketed = CampPlusEmbedding(model, network, longest_s=3, lengths=bucket_frames)
+    got = bucketed.embed_many(crops)
+    assert set(seen) <= set(BUCKETS) and len(seen) < len(crops) // 2, seen
+    assert bucket_frames(298) == 298  # a 3 s crop is kept whole
+    for frames in range(48, 600):
+        assert frames * 7 / 8 <= bucket_frames(frames) <= frames
+    alone = CampPlusEmbedding(model).embed_many(
+        [_trimmed(crops[0], bucket_frames(_frames(len(crops[0]))))]
+    )
+    np.testing.assert_allclose(got[0], alone[0], atol=1e-5)

@@ -79,12 +79,20 @@ class CampPlusEmbedding(PyannoteEmbedding):
     dimension = DIMENSION
 
     def __init__(
-        self, model: Any, network: Network | None = None, longest_s: float | None = None
+        self,
+        model: Any,
+        network: Network | None = None,
+        longest_s: float | None = None,
+        lengths: Callable[[int], int] | None = None,
     ) -> None:
+        """`lengths`: frames -> frames a crop is trimmed to (from both ends), so that
+        crops come in few shapes (app/diarization/campplus_cuda.py's buckets); None =
+        every crop whole."""
         super().__init__(model)
         self.model = model
         self.run = network or self._eager
         self.longest = None if longest_s is None else int(longest_s * SAMPLE_RATE)
+        self.lengths = lengths
 
     @torch.inference_mode()  # its own: a NetworkBatcher runs it on another thread
     def _eager(self, feats: torch.Tensor) -> torch.Tensor:
@@ -102,6 +110,8 @@ class CampPlusEmbedding(PyannoteEmbedding):
                 w[(len(w) - self.longest) // 2 :][: self.longest] if len(w) > self.longest else w
                 for w in wavs
             ]
+        if self.lengths is not None:
+            wavs = [_trimmed(w, self.lengths(_frames(len(w)))) for w in wavs]
         feats = [fbank(w) for w in wavs]
         out = np.zeros((len(wavs), DIMENSION), dtype=np.float32)
         groups: dict[int, list[int]] = {}
@@ -112,3 +122,14 @@ class CampPlusEmbedding(PyannoteEmbedding):
             vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
             out[group] = vectors.numpy()
         return out
+
+
+def _frames(samples: int) -> int:
+    """Filterbank frames of `samples` (25 ms windows every 10 ms, as `fbank` cuts them)."""
+    return 1 + (samples - 400) // 160 if samples >= 400 else 0
+
+
+def _trimmed(wav: np.ndarray, frames: int) -> np.ndarray:
+    """The middle of `wav` that makes exactly `frames` frames."""
+    keep = (frames - 1) * 160 + 400 if frames > 0 else len(wav)
+    return wav[(len(wav) - keep) // 2 :][:keep] if keep < len(wav) else wav

