@@ -181,6 +181,11 @@ def build_offline(
         }
     )
     pipeline = pipeline.to(torch.device(device))
+    if embedding == "campplus":
+        # pyannote's `to` moves the models it registered, not the embedding installed after
+        # its constructor (without this, CAM++ ran on the host's CPU beside a GPU); GE2E
+        # stays on the CPU (it computes its mel windows there)
+        pipeline._embedding.to(torch.device(device))
     runner: Any = getattr(pipeline._embedding, "run", None)
     if hasattr(runner, "warm"):  # every CAM++ graph captured now, not in a request
         runner.warm()
