@@ -177,6 +177,7 @@ async def model_services(
         await asyncio.to_thread(store.close)
         if scheduler is not None:
             await asyncio.to_thread(scheduler.close)
+        await asyncio.to_thread(state.pipeline.close)
         await asyncio.to_thread(state.model_cache.unload_all)
         torch_thread.close()
         asr_thread.close()

@@ -242,12 +242,26 @@ def _pyannote(embedding: str, threshold: float | None) -> Callable[[DevFile], Sp
     return run
 
 
-def diarizer_peer(embedding: str) -> Callable[[], Callable[[DevFile], Spans]]:
-    return lambda: _diarizer(embedding)
+def diarizer_peer(
+    embedding: str, buckets: bool = False
+) -> Callable[[], Callable[[DevFile], Spans]]:
+    return lambda: _diarizer(embedding, buckets)
 
 
-def _diarizer(embedding: str) -> Callable[[DevFile], Spans]:
-    """The service's diarization stage alone (pipeline, then each turn reassigned)."""
+def _diarizer(embedding: str, buckets: bool = False) -> Callable[[DevFile], Spans]:
+    """The service's diarization stage alone (pipeline, then each turn reassigned).
+    `buckets`: CAM++'s crops trimmed to the lengths the CUDA path replays
+    (app/diarization/campplus_cuda.py), here on the CPU: what trimming costs in DER."""
+    if buckets:
+        from app.diarization import campplus_embedding
+        from app.diarization.campplus_cuda import bucket_frames
+
+        whole = campplus_embedding.CampPlusEmbedding.__init__
+
+        def trimmed(self: Any, model: Any, network: Any = None, longest_s: Any = None) -> None:
+            whole(self, model, network, longest_s, bucket_frames)
+
+        campplus_embedding.CampPlusEmbedding.__init__ = trimmed  # type: ignore[method-assign,assignment]
     from app.config import Settings
     from app.diarization.service import DiarizationService
     from app.domain import SpeakerLimits
@@ -263,6 +277,9 @@ def _diarizer(embedding: str) -> Callable[[DevFile], Spans]:
         diarization_embedding=embedding,
     )
     service = DiarizationService(settings, HubClient(settings), ModelCache(), "cpu")
+    service.preload()
+    if buckets:
+        campplus_embedding.CampPlusEmbedding.__init__ = whole  # type: ignore[method-assign]
 
     def run(file: DevFile) -> Spans:
         found = service.diarize(decode_file(file.path), SpeakerLimits()).diarization
@@ -277,6 +294,8 @@ PEERS = {
     # The service's diarization stage alone: the pipeline's turns, each then reassigned to
     # its nearest speaker (app/diarization/reassign.py).
     "diarizer+campplus": diarizer_peer("campplus"),
+    # The same with CAM++'s crops trimmed to the CUDA path's lengths, on the CPU.
+    "diarizer+campplus/buckets": diarizer_peer("campplus", buckets=True),
     # The service's diarizer alone (turns only), then the earlier GE2E one, each with its
     # own recipe (app/diarization/pipelines.py).
     "pyannote+campplus": pyannote_peer("campplus"),

@@ -58,7 +58,7 @@ def client(tmp_path: Path, cache_dir: Path) -> Any:
 
 def test_two_requests_share_a_batch_and_each_gets_its_own_speakers(client: TestClient) -> None:
     state: Any = client.app.state  # type: ignore[attr-defined]
-    batcher = state.pipeline.diarization._batcher
+    batcher = state.pipeline.speakers.service._batcher
     state.pipeline.preload_diarization()
     gate = threading.Event()
     state.torch_thread.submit(lambda: gate.wait(300))

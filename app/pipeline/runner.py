@@ -14,25 +14,21 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from app.alignment.aligner import Aligner
 from app.allocator import release_free_memory
 from app.compute_thread import ComputeThread
 from app.config import Settings
 from app.diarization.assign import drop_words, label_speakers
-from app.diarization.references import Voices, embed_known, name_known_speakers
+from app.diarization.references import Voices, name_known_speakers
 from app.diarization.service import DiarizationResult, DiarizationService
 from app.domain import (
     DecodeOptions,
     LanguageGuess,
     Progress,
-    SpeakerLimits,
     Transcript,
     TranscriptionRequest,
 )
@@ -44,10 +40,10 @@ from app.models.registry import ModelRef, ModelRegistry
 from app.pipeline.align import align_in_spans
 from app.pipeline.asr import TextSink, transcribe_blocks
 from app.pipeline.cpu_workers import CpuWorkers
-from app.pipeline.diarize import diarize_recording
 from app.pipeline.options import check_options
 from app.pipeline.overlap import Overlapped
 from app.pipeline.pcm import SAMPLE_RATE, PcmFile
+from app.pipeline.speakers import SpeakerStage
 from app.pipeline.vad import SpeechRegion, VadOptions, speech_probabilities, speech_regions
 from app.pipeline.window_asr import transcribe_windows
 from app.pipeline.windows import (
@@ -112,17 +108,9 @@ class Pipeline:
         self.cache = cache
         self.metrics = metrics
         self.aligner = aligner
-        self.diarization = diarization
         self.torch_thread = torch_thread or ComputeThread("torch")
         self.asr_thread = asr_thread or self.torch_thread
-        # Requests that diarize side by side do it in threads of their own (their networks'
-        # work goes to the torch thread through the service's batcher).
-        side_by_side = diarization.concurrency if diarization is not None else 1
-        self._diarize_threads = (
-            ThreadPoolExecutor(side_by_side, thread_name_prefix="diarize")
-            if side_by_side > 1
-            else None
-        )
+        self.speakers = SpeakerStage(diarization, self.torch_thread, metrics)
         self.scheduler = scheduler
         self.cpu_workers = cpu_workers or CpuWorkers(0)
         if vad_threads is None:
@@ -196,12 +184,8 @@ class Pipeline:
         asr_options = replace(options, word_timestamps=True) if speakers else options
         overlapped: Overlapped[DiarizationResult] | None = None
         if speakers is not None and self.asr_thread is not self.torch_thread:
-            limits = speakers.limits
-            overlapped = Overlapped(
-                self._diarize_threads.submit if self._diarize_threads else self.torch_thread.submit,
-                lambda report, gone: self._diarize_here(pcm, regions, limits, report, gone),
-                _within("diarize", progress),
-            )
+            report = _within("diarize", progress)
+            overlapped = self.speakers.beside(pcm, regions, speakers.limits, report)
         try:
             transcript, notes = self._asr_and_words(
                 ref, pcm, regions, asr_options, progress, on_text
@@ -216,16 +200,15 @@ class Pipeline:
             diarized = (
                 overlapped.result()
                 if overlapped is not None
-                else self._diarize(pcm, regions, speakers.limits, _within("diarize", progress))
+                else self.speakers.diarize(
+                    pcm, regions, speakers.limits, _within("diarize", progress)
+                )
             )
             if speakers.return_embeddings:
-                diarized = self._voiceprints(pcm, diarized)
+                diarized = self.speakers.voiceprints(pcm, diarized)
             labelled = diarized.diarization
-            if speakers.known and labelled is not None and self.diarization is not None:
-                service, pipeline = self.diarization, labelled.pipeline
-                voices, said = self.torch_thread.run(
-                    lambda: embed_known(service, pipeline, speakers.known)
-                )
+            if speakers.known and labelled is not None:
+                voices, said = self.speakers.known_voices(labelled, speakers.known)
                 notes.extend(said)
         return ModelOutput(transcript, diarized, tuple(notes), voices)
 
@@ -326,59 +309,11 @@ class Pipeline:
         self.metrics.stage.labels(stage="vad").observe(time.perf_counter() - started)
         return regions
 
-    def _diarize(
-        self,
-        pcm: PcmFile,
-        regions: list[SpeechRegion],
-        limits: SpeakerLimits,
-        progress: Callable[[float], None],
-    ) -> DiarizationResult:
-        if self._diarize_threads is not None:  # the request's own thread; networks batched
-            return self._diarize_here(pcm, regions, limits, progress)
-        return self.torch_thread.run(lambda: self._diarize_here(pcm, regions, limits, progress))
-
-    def _diarize_here(
-        self,
-        pcm: PcmFile,
-        regions: list[SpeechRegion],
-        limits: SpeakerLimits,
-        progress: Callable[[float], None],
-        gone: Callable[[], bool] = lambda: False,
-    ) -> DiarizationResult:
-        """`gone()`: whether the request has gone (its queued network calls are dropped)."""
-        if self.diarization is None:
-            return DiarizationResult(None, ("diarization skipped: not available in this server",))
-        service = self.diarization
-
-        def diarize() -> DiarizationResult:
-            with service.on_behalf(gone):
-                return diarize_recording(service, pcm, regions, limits, progress)
-
-        return self._timed("diarize", diarize)
-
-    def _voiceprints(self, pcm: PcmFile, result: DiarizationResult) -> DiarizationResult:
-        """The diarized speakers' 256-d voiceprints, read from their own turns."""
-        found, service = result.diarization, self.diarization
-        if found is None or service is None:
-            return result
-
-        def read(start_ms: int, end_ms: int) -> np.ndarray:
-            return pcm.read(start_ms * SAMPLE_RATE // 1000, end_ms * SAMPLE_RATE // 1000)
-
-        try:
-            prints = self._timed(
-                "voiceprints",
-                lambda: self.torch_thread.run(lambda: service.voiceprints(found.turns, read)),
-            )
-        except Exception as exc:  # speakers without voiceprints beat no transcript
-            log.warning("speaker voiceprints failed", exc_info=True)
-            note = f"speaker_embeddings not computed: {type(exc).__name__}"
-            return replace(result, notes=(*result.notes, note))
-        return replace(result, diarization=replace(found, voiceprints=prints))
-
     def preload_diarization(self) -> None:
-        if self.diarization is not None:
-            self.torch_thread.run(self.diarization.preload)
+        self.speakers.preload()
+
+    def close(self) -> None:
+        self.speakers.close()
 
     # --- after the permit -----------------------------------------------------------------
     def finish(self, output: ModelOutput, request: TranscriptionRequest) -> Transcript:
@@ -389,9 +324,10 @@ class Pipeline:
             notes.extend(output.diarization.notes)
             if output.diarization.diarization is not None:
                 transcript = label_speakers(transcript, output.diarization.diarization)
-                if output.known_voices and self.diarization is not None:
+                service = self.speakers.service
+                if output.known_voices and service is not None:
                     transcript, said = name_known_speakers(
-                        transcript, output.known_voices, self.diarization.reference_threshold
+                        transcript, output.known_voices, service.reference_threshold
                     )
                     notes.extend(said)
                 # What a client keeps across recordings: the 256-d voiceprints, never the

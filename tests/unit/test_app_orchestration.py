@@ -179,7 +179,7 @@ def test_diarization_of_every_request_runs_on_the_one_torch_thread(client: TestC
     # PyTorch's OpenMP pools are per calling thread (app/compute_thread.py): requests that
     # arrive on different worker threads must still run their torch stages on one.
     recorder = ThreadRecordingDiarization()
-    client.app.state.pipeline.diarization = recorder  # type: ignore[attr-defined]
+    client.app.state.pipeline.speakers.service = recorder  # type: ignore[attr-defined]
     with ThreadPoolExecutor(3) as pool:
         responses = list(pool.map(lambda _: asr(client, diarize="true"), range(3)))
     assert [r.status_code for r in responses] == [200, 200, 200]
