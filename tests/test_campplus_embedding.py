@@ -53,7 +53,9 @@ def test_crops_trimmed_to_the_cuda_buckets_reach_the_network_in_few_shapes(
     rng = np.random.default_rng(0)
     crops = [
         audio[s : s + n]
-        for s, n in zip(rng.integers(0, len(audio) - 48000, 40), rng.integers(8000, 48001, 40), strict=True)
+        for s, n in zip(
+            rng.integers(0, len(audio) - 48000, 40), rng.integers(8000, 48001, 40), strict=True
+        )
     ]
     seen: list[int] = []
     model = load_campplus()
