@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -132,3 +135,11 @@ class Metrics:
                 ("jobs_done", "jobs completed since it started"),
             )
         }
+
+    def timed[T](self, stage: str, work: Callable[[], T]) -> T:
+        """`work()`, its seconds observed under `stage`, whether it returns or raises."""
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.stage.labels(stage=stage).observe(time.perf_counter() - started)

@@ -106,10 +106,7 @@ class CampPlusEmbedding(PyannoteEmbedding):
         go through the network together; no padding (the network's statistics pooling
         would average the padding in)."""
         if self.longest is not None:  # the middle `longest` samples of a longer stretch
-            wavs = [
-                w[(len(w) - self.longest) // 2 :][: self.longest] if len(w) > self.longest else w
-                for w in wavs
-            ]
+            wavs = [_middle(w, self.longest) for w in wavs]
         if self.lengths is not None:
             wavs = [_trimmed(w, self.lengths(_frames(len(w)))) for w in wavs]
         feats = [fbank(w) for w in wavs]
@@ -131,5 +128,9 @@ def _frames(samples: int) -> int:
 
 def _trimmed(wav: np.ndarray, frames: int) -> np.ndarray:
     """The middle of `wav` that makes exactly `frames` frames."""
-    keep = (frames - 1) * 160 + 400 if frames > 0 else len(wav)
-    return wav[(len(wav) - keep) // 2 :][:keep] if keep < len(wav) else wav
+    return _middle(wav, (frames - 1) * 160 + 400) if frames > 0 else wav
+
+
+def _middle(wav: np.ndarray, samples: int) -> np.ndarray:
+    """The middle `samples` of `wav` (all of it when shorter)."""
+    return wav[(len(wav) - samples) // 2 :][:samples] if len(wav) > samples else wav

@@ -160,11 +160,14 @@ def build_offline(
             onnx_runner,
         )
 
-        model = load_campplus()
+        # on its device from the start: pyannote's `to` below moves only the models it
+        # registered, not the embedding installed here (CAM++ had run on a GPU host's CPU)
+        model = load_campplus(device)
         if device == "cuda" and cuda_graphs:
             from app.diarization.campplus_cuda import GraphedCampPlus, bucket_frames
 
             graphed = GraphedCampPlus(model, cuda_graphs)
+            graphed.warm()  # every graph captured now, not inside a request
             pipeline._embedding = CampPlusEmbedding(model, graphed, recipe.longest_s, bucket_frames)
         else:
             fast = onnx_runner(model, cache_dir) if device == "cpu" and cache_dir else None
@@ -181,14 +184,6 @@ def build_offline(
         }
     )
     pipeline = pipeline.to(torch.device(device))
-    if embedding == "campplus":
-        # pyannote's `to` moves the models it registered, not the embedding installed after
-        # its constructor (without this, CAM++ ran on the host's CPU beside a GPU); GE2E
-        # stays on the CPU (it computes its mel windows there)
-        pipeline._embedding.to(torch.device(device))
-    runner: Any = getattr(pipeline._embedding, "run", None)
-    if hasattr(runner, "warm"):  # every CAM++ graph captured now, not in a request
-        runner.warm()
     if device == "cpu" and cache_dir:
         from app.diarization.onnx_cpu import fast_segmentation
 

@@ -150,7 +150,7 @@ class Pipeline:
     ) -> PcmFile:
         progress("decode", 0.0)
         limit = self.settings.max_audio_duration_s or math.inf
-        pcm = self._timed(
+        pcm = self.metrics.timed(
             "decode",
             lambda: self.cpu_workers.decode(
                 src, work / "audio.pcm", encoded=encoded, max_duration_s=limit, head_s=head_s
@@ -251,7 +251,7 @@ class Pipeline:
                 return align_in_spans(aligner, how, transcript, pcm, self.cpu_workers)
 
             # wav2vec2 is torch work (its thread); PocketSphinx runs in the CPU workers.
-            transcript, found = self._timed(
+            transcript, found = self.metrics.timed(
                 "align", (lambda: self.torch_thread.run(align)) if method == "wav2vec2" else align
             )
             notes.extend(found)
@@ -360,13 +360,6 @@ class Pipeline:
         if self.engine.runs_torch:
             return self.asr_thread.run(work)
         return work()
-
-    def _timed[T](self, stage: str, work: Callable[[], T]) -> T:
-        started = time.perf_counter()
-        try:
-            return work()
-        finally:
-            self.metrics.stage.labels(stage=stage).observe(time.perf_counter() - started)
 
 
 def _within(stage: str, progress: Progress) -> Callable[[float], None]:

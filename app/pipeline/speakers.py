@@ -79,7 +79,7 @@ class SpeakerStage:
             with service.on_behalf(gone):
                 return diarize_recording(service, pcm, regions, limits, report)
 
-        return self._timed("diarize", diarize)
+        return self._metrics.timed("diarize", diarize)
 
     def voiceprints(self, pcm: PcmFile, result: DiarizationResult) -> DiarizationResult:
         """The diarized speakers' 256-d voiceprints, read from their own turns."""
@@ -91,7 +91,7 @@ class SpeakerStage:
             return pcm.read(start_ms * SAMPLE_RATE // 1000, end_ms * SAMPLE_RATE // 1000)
 
         try:
-            prints = self._timed(
+            prints = self._metrics.timed(
                 "voiceprints",
                 lambda: self.torch_thread.run(lambda: service.voiceprints(found.turns, read)),
             )
@@ -118,7 +118,3 @@ class SpeakerStage:
     def close(self) -> None:
         if self._threads is not None:
             self._threads.shutdown(wait=True, cancel_futures=True)
-
-    def _timed[T](self, stage: str, work: Callable[[], T]) -> T:
-        with self._metrics.stage.labels(stage=stage).time():
-            return work()
